@@ -1,0 +1,40 @@
+# Two commands for a fresh machine: `make run` (install on first use, start the app) and `make test`.
+# The virtual environment lives outside the clone, keyed by a hash of the requirements, so a second
+# clone or a CI re-run reuses it.
+SHELL := /bin/bash
+PYTHON ?= python3
+REQ_HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
+VENV ?= $(HOME)/.cache/tavaal-explorer/venv-$(REQ_HASH)
+PORT ?= 8501
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: run test bench venv chromium clean-venv
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@mkdir -p $(dir $(VENV))
+	@# Build into a temporary folder and rename, so an interrupted install never leaves a half venv.
+	rm -rf $(VENV).tmp && $(PYTHON) -m venv $(VENV).tmp
+	$(VENV).tmp/bin/pip install --quiet --upgrade pip
+	$(VENV).tmp/bin/pip install --quiet -r requirements-dev.txt
+	rm -rf $(VENV) && mv $(VENV).tmp $(VENV)
+	@# venv scripts embed their folder's path: recreate them for the final location.
+	$(PYTHON) -m venv --upgrade $(VENV) >/dev/null
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(VENV)/bin/python -m streamlit run app.py --server.address=127.0.0.1 --server.port=$(PORT) \
+		--server.headless=true --browser.gatherUsageStats=false
+
+chromium:
+	@bash scripts/ensure_chromium.sh
+
+test: venv chromium
+	$(VENV)/bin/python -m pytest -q tests
+
+bench: venv
+	$(VENV)/bin/python bench/bench_stages.py
+
+clean-venv:
+	rm -rf $(VENV) $(VENV).tmp

@@ -1,0 +1,243 @@
+"""The experiment configuration: one place for defaults, limits and their validation.
+
+``ExperimentConfig`` holds what the user gave. Fields left at ``None`` take the dataset's default
+(see ``DATASET_DEFAULTS``) when the config is resolved, so switching the dataset of a config does not
+carry over another dataset's model or learning rate. Every field is checked at construction; a bad
+value raises ``ConfigError`` naming the field and the allowed values.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+MODELS = ("mlp", "cnn", "resnet18", "resnet18_imagenet")
+OPTIMIZERS = ("adam", "sgd")
+DEVICES = ("auto", "cpu", "cuda")
+KL_REDUCTIONS = ("mean", "sum")
+RANK_INPUTS = ("sigmoid", "raw")
+VAE_PRESETS = ("small", "reference")
+
+# Per-dataset defaults. moons follows TA-VAAL's Figure 1 (MLP, Adam, 100 epochs, 20 initial, 10 per
+# stage); the CIFAR-like sets follow the paper's CIFAR protocol (ResNet-18, SGD 0.1, momentum 0.9,
+# weight decay 5e-4, 200 epochs, lr x0.1 at epoch 160); digits / MNIST use the small CNN so a stage
+# takes seconds on a CPU.
+_IMAGE_SMALL = dict(model="cnn", optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=5e-4, task_epochs=30,
+                    batch_size=64, initial_size=100, budget=50, subset_factor=10, vae_epochs=30,
+                    vae_batch_size=64)
+_CIFAR = dict(model="resnet18", optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4, task_epochs=200,
+              batch_size=128, initial_size=1000, budget=1000, subset_factor=10, vae_epochs=100,
+              vae_batch_size=128)
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "moons": dict(model="mlp", optimizer="adam", lr=0.01, momentum=0.9, weight_decay=0.0, task_epochs=100,
+                  batch_size=128, initial_size=20, budget=10, subset_factor=0, vae_epochs=100,
+                  vae_batch_size=256),
+    "digits": dict(_IMAGE_SMALL),
+    "mnist5k": dict(_IMAGE_SMALL, budget=100),
+    "mnist": dict(_IMAGE_SMALL, initial_size=1000, budget=1000, task_epochs=20, batch_size=128),
+    "fashion_mnist": dict(_IMAGE_SMALL, initial_size=1000, budget=1000, task_epochs=20, batch_size=128),
+    "medmnist": dict(_IMAGE_SMALL, initial_size=500, budget=500, task_epochs=20, batch_size=128),
+    "cifar10": dict(_CIFAR),
+    "cifar100": dict(_CIFAR, initial_size=5000, budget=2500),
+    "svhn": dict(_CIFAR),
+}
+_FALLBACK_DEFAULTS = dict(_IMAGE_SMALL)
+RESOLVED_FIELDS = tuple(DATASET_DEFAULTS["moons"])
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that defines one active-learning run (one method, one trial)."""
+
+    dataset: str = "moons"
+    method: str = "random"
+    dataset_options: dict = field(default_factory=dict)
+    imbalance_ratio: float | None = None
+    class_counts: tuple | None = None
+    subsample: int | None = None
+    # Pool and protocol.
+    initial_size: int | None = None
+    budget: int | None = None
+    stages: int = 5
+    subset_factor: int | None = None
+    seed: int = 0
+    # Task learner.
+    model: str | None = None
+    optimizer: str | None = None
+    lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    task_epochs: int | None = None
+    batch_size: int | None = None
+    lr_milestone: float = 0.8
+    dropout: float = 0.2
+    warm_start: bool = False
+    # Loss-prediction head / Ranker (Learning Loss, TA-VAAL eq. 1-2).
+    head_weight: float = 1.0
+    margin: float = 1.0
+    head_stop_fraction: float = 0.6
+    # MC dropout (BALD).
+    mc_passes: int = 20
+    # VAE + discriminator (VAAL, TA-VAAL) and the seed-004 unsupervised VAE.
+    vae_epochs: int | None = None
+    vae_batch_size: int | None = None
+    latent_dim: int | None = None
+    vae_width: int = 32
+    vae_preset: str = "small"
+    beta: float = 1.0
+    adversary_weight: float = 1.0
+    kl_reduction: str = "mean"
+    discriminator_rank_input: str = "sigmoid"
+    alpha: float = 1.0
+    unsupervised_vae_epochs: int = 20
+    # Analysis and execution.
+    analysis_size: int = 2000
+    device: str = "auto"
+
+    def __post_init__(self):
+        object.__setattr__(self, "dataset_options", dict(self.dataset_options or {}))
+        if self.class_counts is not None:
+            object.__setattr__(self, "class_counts", tuple(int(c) for c in self.class_counts))
+        validate(self)
+
+    # -- derived -------------------------------------------------------------------------------
+    def resolve(self) -> "ExperimentConfig":
+        """A copy with every dataset-dependent field filled in from ``DATASET_DEFAULTS``."""
+        defaults = DATASET_DEFAULTS.get(self.dataset, _FALLBACK_DEFAULTS)
+        filled = {k: defaults[k] for k in RESOLVED_FIELDS if getattr(self, k) is None}
+        if self.latent_dim is None:
+            filled["latent_dim"] = 8 if self.dataset == "moons" else 32
+        resolved = dataclasses.replace(self, **filled) if filled else self
+        validate(resolved, resolved=True)
+        return resolved
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["class_counts"] = list(self.class_counts) if self.class_counts is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ExperimentConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown config field; allowed fields: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def with_(self, **changes) -> "ExperimentConfig":
+        return dataclasses.replace(self, **changes)
+
+
+# -- validation -------------------------------------------------------------------------------------
+def _int(cfg, name, low=None, high=None, optional=False, what=""):
+    value = getattr(cfg, name)
+    if value is None:
+        if optional:
+            return
+        raise ConfigError(name, "is required")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, f"must be a whole number{what}, got {value!r}")
+    if low is not None and value < low:
+        raise ConfigError(name, f"must be >= {low}{what}, got {value}")
+    if high is not None and value > high:
+        raise ConfigError(name, f"must be <= {high}{what}, got {value}")
+
+
+def _float(cfg, name, low=None, high=None, optional=False, low_open=False):
+    value = getattr(cfg, name)
+    if value is None:
+        if optional:
+            return
+        raise ConfigError(name, "is required")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(name, f"must be a finite number, got {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ConfigError(name, f"must be {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and value > high:
+        raise ConfigError(name, f"must be <= {high}, got {value}")
+
+
+def _choice(cfg, name, allowed, optional=False):
+    value = getattr(cfg, name)
+    if value is None and optional:
+        return
+    if value not in allowed:
+        raise ConfigError(name, f"unknown value {value!r}; choose one of: {', '.join(allowed)}")
+
+
+def validate(cfg: ExperimentConfig, resolved: bool = False) -> None:
+    """Check every field; raise ``ConfigError`` naming the first bad one."""
+    from .data import available_datasets
+    from .strategies import available_methods
+
+    _choice(cfg, "dataset", available_datasets())
+    _choice(cfg, "method", available_methods())
+    _choice(cfg, "model", MODELS, optional=True)
+    _choice(cfg, "optimizer", OPTIMIZERS, optional=True)
+    _choice(cfg, "device", DEVICES)
+    _choice(cfg, "kl_reduction", KL_REDUCTIONS)
+    _choice(cfg, "discriminator_rank_input", RANK_INPUTS)
+    _choice(cfg, "vae_preset", VAE_PRESETS)
+    if not isinstance(cfg.dataset_options, dict):
+        raise ConfigError("dataset_options", "must be a mapping of option name to value")
+    _float(cfg, "imbalance_ratio", low=1, optional=True)
+    if cfg.class_counts is not None and any(c < 0 for c in cfg.class_counts):
+        raise ConfigError("class_counts", "every count must be >= 0")
+    if cfg.imbalance_ratio is not None and cfg.class_counts is not None:
+        raise ConfigError("class_counts", "give either imbalance_ratio or class_counts, not both")
+    _int(cfg, "subsample", low=1, optional=True)
+    _int(cfg, "initial_size", low=1, optional=True)
+    _int(cfg, "budget", low=1, optional=True)
+    _int(cfg, "stages", low=1, high=1000)
+    _int(cfg, "subset_factor", low=0, optional=True, what=" (0 = score the whole pool)")
+    _int(cfg, "seed", low=0)
+    _float(cfg, "lr", low=0, low_open=True, optional=True)
+    _float(cfg, "momentum", low=0, high=1, optional=True)
+    _float(cfg, "weight_decay", low=0, optional=True)
+    _int(cfg, "task_epochs", low=1, optional=True)
+    _int(cfg, "batch_size", low=2, optional=True)
+    _float(cfg, "lr_milestone", low=0, high=1, low_open=True)
+    _float(cfg, "dropout", low=0, high=0.9)
+    _float(cfg, "head_weight", low=0)
+    _float(cfg, "margin", low=0)
+    _float(cfg, "head_stop_fraction", low=0, high=1)
+    _int(cfg, "mc_passes", low=2, high=1000)
+    _int(cfg, "vae_epochs", low=1, optional=True)
+    _int(cfg, "vae_batch_size", low=2, optional=True)
+    _int(cfg, "latent_dim", low=1, high=1024, optional=True)
+    _int(cfg, "vae_width", low=1, high=1024)
+    _float(cfg, "beta", low=0)
+    _float(cfg, "adversary_weight", low=0)
+    _float(cfg, "alpha", low=0)
+    _int(cfg, "unsupervised_vae_epochs", low=1)
+    _int(cfg, "analysis_size", low=0)
+    if not isinstance(cfg.warm_start, bool):
+        raise ConfigError("warm_start", f"must be true or false, got {cfg.warm_start!r}")
+    if resolved and cfg.subset_factor and cfg.subset_factor * cfg.budget < cfg.budget:
+        raise ConfigError("subset_factor", "the candidate subset must hold at least `budget` samples")
+    if cfg.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("device", "'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
+
+
+def check_pool_size(cfg: ExperimentConfig, pool_size: int) -> None:
+    """Checks that need the dataset's size (called once the dataset is loaded)."""
+    if cfg.initial_size >= pool_size:
+        raise ConfigError("initial_size", f"must be smaller than the pool ({pool_size} samples), got {cfg.initial_size}")
+    needed = cfg.initial_size + cfg.budget * cfg.stages
+    if needed > pool_size:
+        most = (pool_size - cfg.initial_size) // cfg.stages
+        raise ConfigError(
+            "budget",
+            f"initial_size + budget x stages = {needed} exceeds the pool ({pool_size} samples); "
+            f"with {cfg.stages} stages the budget can be at most {most}",
+        )

@@ -1,0 +1,427 @@
+"""ActiveLearner: owns the stage loop. start() -> step() ... ; what_if() scores the same state with other
+methods without changing it.
+
+One stage (METHODS.md, Protocol): train the task learner (with the head the method needs) on the labeled
+pool, evaluate it, draw the candidate subset, train what else the method needs (a VAE + discriminator),
+score the candidates, record everything, label the picks.
+
+Trained models are cached per (stage, need), so a what-if for several methods trains a shared need once,
+and a step() after a what-if reuses it. Every random draw comes from (seed, stage, purpose).
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import adversarial, rng
+from .analysis import class_count_entropy
+from .config import ExperimentConfig, check_pool_size
+from .data import Dataset, load_dataset, make_imbalanced, subsample
+from .data.pool import Pool
+from .models.loss_head import LossPredictionHead
+from .models.task import build_task_model
+from .records import StageRecord
+from .strategies import Selection, get_strategy
+from .training import Predictions, TrainSettings, mc_dropout_probs, predict, resolve_device, train_task_model
+from .training import evaluate as evaluate_probs
+
+# progress(phase, fraction of that phase done, message)
+ProgressCallback = Callable[[str, float, str], None]
+
+PHASE_TASK = "task training"
+PHASE_VAE = "VAE / discriminator"
+PHASE_UNSUP_VAE = "unsupervised VAE"
+PHASE_SCORING = "scoring"
+
+BOUNDARY_GRID = 80
+
+
+@dataclass
+class TrainedTask:
+    model: torch.nn.Module
+    head: LossPredictionHead | None
+    head_kind: str
+    task_loss_history: list[float]
+    seconds: float
+
+
+@dataclass
+class OracleResult:
+    """The same model trained on every label: the reference boundary and accuracy."""
+
+    accuracy: float
+    boundary_x: np.ndarray
+    boundary_y: np.ndarray
+    boundary_prob: np.ndarray
+
+
+def _noop(phase: str, fraction: float, message: str) -> None:
+    pass
+
+
+class ActiveLearner:
+    """Runs one method of one trial, stage by stage.
+
+    >>> learner = ActiveLearner(ExperimentConfig(dataset="moons", method="tavaal")).start()
+    >>> record = learner.step()
+    """
+
+    def __init__(self, config: ExperimentConfig, dataset: Dataset | None = None):
+        self.config = config.resolve()
+        self.device = resolve_device(self.config.device)
+        self._given_dataset = dataset
+        self.dataset: Dataset | None = None
+        self.pool: Pool | None = None
+        self.records: list[StageRecord] = []
+        self._cache: dict = {}  # (kind, ...) -> trained models for the current stage
+        self._warm: dict = {}  # head kind -> last stage's trained task model (warm_start)
+        self._unsupervised_vae = None  # seed 004: one per trial, reused across stages
+        self._oracle: OracleResult | None = None
+
+    # -- set-up ------------------------------------------------------------------------------------
+    def start(self) -> "ActiveLearner":
+        cfg = self.config
+        ds = self._given_dataset or load_dataset(cfg.dataset, **cfg.dataset_options)
+        if cfg.imbalance_ratio is not None or cfg.class_counts is not None:
+            counts = list(cfg.class_counts) if cfg.class_counts is not None else None
+            ds = make_imbalanced(ds, ratio=cfg.imbalance_ratio, class_counts=counts, seed=cfg.seed)
+        if cfg.subsample is not None:
+            ds = subsample(ds, cfg.subsample, seed=cfg.seed)
+        check_pool_size(cfg, len(ds.y_train))
+        self.dataset = ds.to(self.device)
+        self._y_train = self.dataset.y_train.cpu().numpy()
+        self._y_test = self.dataset.y_test.cpu().numpy()
+        self.pool = Pool.initial(len(self._y_train), cfg.initial_size, cfg.seed)
+        n = len(self._y_train)
+        size = min(cfg.analysis_size, n)
+        self.analysis_indices = np.sort(rng.numpy_rng(cfg.seed, 0, "analysis").choice(n, size=size, replace=False))
+        self.records = []
+        self._cache = {}
+        self._warm = {}
+        return self
+
+    def _require_started(self):
+        if self.pool is None:
+            raise RuntimeError("call start() first")
+
+    @property
+    def stage(self) -> int:
+        return len(self.records)
+
+    @property
+    def done(self) -> bool:
+        return self.stage >= self.config.stages
+
+    @property
+    def pool_class_counts(self) -> np.ndarray:
+        return np.bincount(self._y_train, minlength=self.dataset.num_classes)
+
+    # -- public API --------------------------------------------------------------------------------
+    def step(self, progress: ProgressCallback | None = None) -> StageRecord:
+        """Run one stage of the configured method, label its picks, and return its record."""
+        self._require_started()
+        if self.done:
+            raise RuntimeError(f"all {self.config.stages} stages are done")
+        record = self._run_stage(self.config.method, progress or _noop)
+        self.pool.add(record.selected)
+        self.records.append(record)
+        self._cache = {}  # the labeled pool changed: every trained model is stale
+        return record
+
+    def what_if(self, methods, progress: ProgressCallback | None = None) -> dict[str, StageRecord]:
+        """The record each method would produce at the current stage from the same labeled pool and seed,
+        without changing the learner. ``what_if([m])[m]`` equals what a learner running ``m`` picks here."""
+        self._require_started()
+        methods = [methods] if isinstance(methods, str) else list(methods)
+        for m in methods:
+            get_strategy(m)  # refuse an unknown name before any training
+        return {m: self._run_stage(m, progress or _noop) for m in methods}
+
+    def oracle(self, progress: ProgressCallback | None = None) -> OracleResult:
+        """Train the task learner on every training label (no head), cached."""
+        self._require_started()
+        if self._oracle is None:
+            all_idx = np.arange(len(self._y_train))
+            trained = self._train_task(all_idx, "none", False, -1, progress or _noop)
+            preds = self._predict(trained, self.dataset.x_test)
+            acc, _ = evaluate_probs(preds.probs, self._y_test, self.dataset.num_classes)
+            self._oracle = OracleResult(acc, *self._boundary(trained))
+        return self._oracle
+
+    # -- one stage ---------------------------------------------------------------------------------
+    def _run_stage(self, method: str, progress: ProgressCallback) -> StageRecord:
+        cfg = self.config
+        strategy = get_strategy(method)
+        needs = strategy.needs
+        stage = self.stage
+        timings: dict[str, float] = {}
+        labeled = self.pool.labeled
+        ds = self.dataset
+
+        t = time.perf_counter()
+        extra_vae = needs.head_extra
+        if needs.vae == "unsupervised":
+            self._unsupervised(progress)
+            timings[PHASE_UNSUP_VAE] = time.perf_counter() - t
+            t = time.perf_counter()
+        trained = self._task_model(labeled, needs.head, extra_vae, progress)
+        timings[PHASE_TASK] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        test_preds = self._predict(trained, ds.x_test, extra=None if not extra_vae else self._mu(ds.x_test))
+        accuracy, per_class = evaluate_probs(test_preds.probs, self._y_test, ds.num_classes)
+        candidates = self.pool.candidates(cfg.budget, cfg.subset_factor, cfg.seed, stage)
+        ctx = _StageContext(self, trained, candidates, labeled, method, stage)
+
+        vaal_models = None
+        if needs.vae in ("adversarial", "rank_conditioned"):
+            timings["evaluation"] = time.perf_counter() - t
+            t = time.perf_counter()
+            vaal_models = self._vaal(needs, trained, labeled, candidates, progress)
+            ctx.vaal_models = vaal_models
+            timings[PHASE_VAE] = time.perf_counter() - t
+            t = time.perf_counter()
+
+        progress(PHASE_SCORING, 0.0, f"scoring {len(candidates)} candidates with {method}")
+        selection = strategy.select(ctx)
+        _check_selection(selection, candidates, labeled, cfg.budget)
+        progress(PHASE_SCORING, 1.0, f"picked {len(selection.indices)}")
+
+        # Diagnostics every stage records (METHODS.md).
+        cand_preds = ctx.predictions()
+        counts = np.bincount(self._y_train[labeled], minlength=ds.num_classes)
+        entropy, entropy_norm = class_count_entropy(counts)
+        extras = {}
+        if cand_preds.predicted_loss is not None:
+            extras["candidate_predicted_loss"] = cand_preds.predicted_loss
+            extras["candidate_rank"] = 1.0 / (1.0 + np.exp(-cand_preds.predicted_loss))
+        if vaal_models is not None:
+            extras["candidate_likelihood"] = ctx.discriminator_likelihood()
+            extras["labeled_likelihood"] = self._likelihood(vaal_models, needs, trained, labeled)
+        analysis = self._predict(trained, ds.x_train[self._t(self.analysis_indices)],
+                                 extra=self._mu_of(self.analysis_indices) if extra_vae else None)
+        if vaal_models is not None:
+            extras["analysis_vae_mu"] = self._encode(vaal_models.vae, self.analysis_indices)
+        elif needs.vae == "unsupervised":
+            extras["analysis_vae_mu"] = self._mu_of(self.analysis_indices).cpu().numpy()
+        if ds.kind == "vector" and ds.input_shape == (2,):
+            extras["boundary_x"], extras["boundary_y"], extras["boundary_prob"] = self._boundary(trained)
+        timings[PHASE_SCORING] = time.perf_counter() - t
+
+        return StageRecord(
+            stage=stage, method=method, labeled_count=len(labeled), accuracy=accuracy,
+            per_class_accuracy=per_class, class_counts=counts, class_entropy=entropy,
+            class_entropy_normalized=entropy_norm, selected=selection.indices.astype(np.int64),
+            selected_labels=self._y_train[selection.indices], score_name=selection.score_name,
+            higher_is_better=selection.higher_is_better, labeled=labeled.astype(np.int64),
+            candidates=candidates.astype(np.int64), candidate_scores=np.asarray(selection.scores, np.float64),
+            candidate_loss=cand_preds.loss, analysis_indices=self.analysis_indices,
+            analysis_features=analysis.embedding, analysis_probs=analysis.probs,
+            task_loss_history=np.asarray(trained.task_loss_history, np.float32),
+            timings=timings, **extras,
+        )
+
+    # -- training (cached per stage and need) ---------------------------------------------------------
+    def _task_model(self, labeled, head_kind: str, extra_vae: bool, progress) -> TrainedTask:
+        key = ("task", head_kind, extra_vae)
+        if key not in self._cache:
+            self._cache[key] = self._train_task(labeled, head_kind, extra_vae, self.stage, progress)
+            if self.config.warm_start:
+                self._warm[(head_kind, extra_vae)] = self._cache[key]
+        return self._cache[key]
+
+    def _train_task(self, indices, head_kind, extra_vae, stage, progress) -> TrainedTask:
+        cfg, ds = self.config, self.dataset
+        started = time.perf_counter()
+        warm = self._warm.get((head_kind, extra_vae)) if cfg.warm_start and stage >= 0 else None
+        if warm is not None:
+            model, head = copy.deepcopy(warm.model), copy.deepcopy(warm.head)
+        else:
+            # The same backbone initialisation for every method of a stage: methods differ only in what
+            # they add, not in their luck.
+            with rng.seeded(cfg.seed, stage, "task-model", self.device):
+                model = build_task_model(cfg.model, ds.input_shape, ds.num_classes, cfg.dropout)
+            head = None
+            if head_kind != "none":
+                extra_dim = cfg.latent_dim if extra_vae else 0
+                with rng.seeded(cfg.seed, stage, "loss-head", self.device):
+                    head = LossPredictionHead(model.tap_dims, hidden=None if cfg.model == "mlp" else 128,
+                                              extra_dim=extra_dim)
+            model = model.to(self.device)
+            head = head.to(self.device) if head is not None else None
+            if self.device.type == "cuda" and ds.kind == "image":
+                model = model.to(memory_format=torch.channels_last)
+        settings = TrainSettings(
+            epochs=cfg.task_epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer, lr=cfg.lr,
+            momentum=cfg.momentum, weight_decay=cfg.weight_decay, lr_milestone=cfg.lr_milestone,
+            head_kind=head_kind, head_weight=cfg.head_weight, margin=cfg.margin,
+            head_stop_fraction=cfg.head_stop_fraction, augment=ds.augment,
+        )
+        idx = self._t(indices)
+        label = "task learner" + (" + loss head" if head_kind == "margin" else " + Ranker" if head_kind == "ranking" else "")
+        history = train_task_model(
+            model, head, ds.x_train[idx], ds.y_train[idx], ds.normalize, settings,
+            rng.torch_generator(cfg.seed, stage, "task-batches", self.device),
+            extra=self._mu_of(indices) if extra_vae else None,
+            progress=lambda f, msg: progress(PHASE_TASK, f, f"{label}: {msg}"),
+        )
+        return TrainedTask(model, head, head_kind, history.task_loss, time.perf_counter() - started)
+
+    def _vaal_settings(self, needs) -> adversarial.VAALSettings:
+        cfg = self.config
+        base = adversarial.VAALSettings.for_vectors() if self.dataset.kind == "vector" else adversarial.VAALSettings()
+        return base.replace(
+            epochs=cfg.vae_epochs, batch_size=cfg.vae_batch_size, beta=cfg.beta,
+            adversary_weight=cfg.adversary_weight, kl_reduction=cfg.kl_reduction, latent_dim=cfg.latent_dim,
+            vae_width=cfg.vae_width, vae_preset=cfg.vae_preset, rank_conditioned=needs.vae == "rank_conditioned",
+            discriminator_rank_input=cfg.discriminator_rank_input,
+        )
+
+    def _vaal(self, needs, trained: TrainedTask, labeled, candidates, progress):
+        """VAAL / TA-VAAL: a fresh VAE + discriminator trained on the labeled set and the candidate subset
+        (TA-VAAL's code trains on the subset it scores), conditioned on the Ranker's output when asked."""
+        key = ("vaal", needs.vae, needs.head)
+        if key not in self._cache:
+            ds = self.dataset
+            rank_l = rank_u = None
+            if needs.vae == "rank_conditioned":
+                rank_l = self._predict(trained, ds.x_train[self._t(labeled)]).predicted_loss
+                rank_u = self._predict(trained, ds.x_train[self._t(candidates)]).predicted_loss
+                rank_l, rank_u = (torch.as_tensor(r, device=self.device) for r in (rank_l, rank_u))
+            self._cache[key] = adversarial.train_vaal(
+                ds.x_train[self._t(labeled)], ds.x_train[self._t(candidates)], ds.normalize,
+                self._vaal_settings(needs), ranker_output_labeled=rank_l, ranker_output_unlabeled=rank_u,
+                seed=self.config.seed, stage=self.stage, device=self.device,
+                progress=lambda f, msg: progress(PHASE_VAE, f, msg),
+            )
+        return self._cache[key]
+
+    def _likelihood(self, vaal_models, needs, trained, indices) -> np.ndarray:
+        x = self.dataset.x_train[self._t(indices)]
+        ranker = None
+        if needs.vae == "rank_conditioned":
+            ranker = torch.as_tensor(self._predict(trained, x).predicted_loss, device=self.device)
+        out = adversarial.discriminator_likelihood(vaal_models, x, self.dataset.normalize, ranker_output=ranker,
+                                                   settings=self._vaal_settings(needs))
+        return out.float().cpu().numpy()
+
+    def _unsupervised(self, progress):
+        """Seed 004: one VAE per trial, trained on the whole training set, cached across stages."""
+        if self._unsupervised_vae is None:
+            cfg, ds = self.config, self.dataset
+            vae = adversarial.train_unsupervised_vae(
+                ds.x_train, ds.normalize, epochs=cfg.unsupervised_vae_epochs, latent_dim=cfg.latent_dim,
+                width=cfg.vae_width, seed=cfg.seed, device=self.device,
+                progress=lambda f, msg: progress(PHASE_UNSUP_VAE, f, msg),
+            )
+            self._unsupervised_vae = vae
+            self._unsupervised_mu = adversarial.encode_mu(vae, ds.x_train, ds.normalize).float()
+        return self._unsupervised_vae
+
+    def _mu_of(self, indices) -> torch.Tensor:
+        """alpha * mu of the trial VAE for training samples (seed 004, eq. 6)."""
+        return self.config.alpha * self._unsupervised_mu[self._t(indices)]
+
+    def _mu(self, x) -> torch.Tensor:
+        return self.config.alpha * adversarial.encode_mu(self._unsupervised_vae, x, self.dataset.normalize).float()
+
+    def _encode(self, vae, indices) -> np.ndarray:
+        return adversarial.encode_mu(vae, self.dataset.x_train[self._t(indices)], self.dataset.normalize).float().cpu().numpy()
+
+    # -- inference helpers -------------------------------------------------------------------------
+    def _t(self, indices) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(indices), dtype=torch.long, device=self.device)
+
+    def _predict(self, trained: TrainedTask, x, y=None, extra=None) -> Predictions:
+        return predict(trained.model, x, self.dataset.normalize, head=trained.head, y=y, extra=extra)
+
+    def _boundary(self, trained: TrainedTask):
+        """P(class 1) on a grid over the data's range, for the two-moons views (plain arrays in the record)."""
+        x = self.dataset.x_train.float().cpu().numpy()
+        lo, hi = x.min(0), x.max(0)
+        pad = 0.1 * (hi - lo)
+        gx = np.linspace(lo[0] - pad[0], hi[0] + pad[0], BOUNDARY_GRID, dtype=np.float32)
+        gy = np.linspace(lo[1] - pad[1], hi[1] + pad[1], BOUNDARY_GRID, dtype=np.float32)
+        xx, yy = np.meshgrid(gx, gy)
+        grid = torch.as_tensor(np.stack([xx.ravel(), yy.ravel()], 1), device=self.device)
+        probs = predict(trained.model, grid, self.dataset.normalize).probs
+        return gx, gy, probs[:, 1].reshape(BOUNDARY_GRID, BOUNDARY_GRID).astype(np.float32)
+
+
+class _StageContext:
+    """What a strategy reads at one stage; every quantity computed once, on demand."""
+
+    def __init__(self, learner: ActiveLearner, trained: TrainedTask, candidates, labeled, method, stage):
+        self._learner = learner
+        self._trained = trained
+        self.candidates = candidates
+        self.labeled = labeled
+        self.budget = learner.config.budget
+        self.config = learner.config
+        self.rng = rng.numpy_rng(learner.config.seed, stage, f"select-{method}")
+        self._method = method
+        self._stage = stage
+        self._memo: dict = {}
+        self.vaal_models = None
+
+    def _once(self, key, fn):
+        if key not in self._memo:
+            self._memo[key] = fn()
+        return self._memo[key]
+
+    def predictions(self) -> Predictions:
+        lr = self._learner
+
+        def run():
+            idx = lr._t(self.candidates)
+            extra = lr._mu_of(self.candidates) if self._trained.head is not None and self._trained.head.extra_dim else None
+            return lr._predict(self._trained, lr.dataset.x_train[idx], y=lr.dataset.y_train[idx], extra=extra)
+
+        return self._once("pred", run)
+
+    def mc_probs(self) -> np.ndarray:
+        lr = self._learner
+        return self._once("mc", lambda: mc_dropout_probs(
+            self._trained.model, lr.dataset.x_train[lr._t(self.candidates)], lr.dataset.normalize,
+            lr.config.mc_passes, rng.torch_generator(lr.config.seed, self._stage, "mc-dropout", lr.device)))
+
+    def features(self):
+        """(candidate, labeled) features on the device: the task learner's penultimate embedding, with
+        alpha * mu of the trial VAE appended for the seed-004 methods."""
+        lr = self._learner
+        strategy = get_strategy(self._method)
+
+        def run():
+            ds = lr.dataset
+            parts = []
+            for idx in (self.candidates, self.labeled):
+                emb = lr._predict(self._trained, ds.x_train[lr._t(idx)]).embedding
+                feats = torch.as_tensor(emb, device=lr.device)
+                if strategy.needs.features == "task+vae":
+                    feats = torch.cat([feats, lr._mu_of(idx)], dim=1)
+                parts.append(feats)
+            return tuple(parts)
+
+        return self._once("features", run)
+
+    def discriminator_likelihood(self) -> np.ndarray:
+        strategy = get_strategy(self._method)
+        return self._once("likelihood", lambda: self._learner._likelihood(
+            self.vaal_models, strategy.needs, self._trained, self.candidates))
+
+
+def _check_selection(selection: Selection, candidates, labeled, budget: int) -> None:
+    """A strategy's picks must be `budget` unique candidates, none already labeled (a bug otherwise)."""
+    picks = np.asarray(selection.indices)
+    expected = min(budget, len(candidates))
+    if len(picks) != expected:
+        raise AssertionError(f"strategy returned {len(picks)} picks, expected {expected}")
+    if len(np.unique(picks)) != len(picks):
+        raise AssertionError("strategy returned duplicate picks")
+    if not np.isin(picks, candidates).all() or np.isin(picks, labeled).any():
+        raise AssertionError("strategy picked a sample outside the candidates or already labeled")

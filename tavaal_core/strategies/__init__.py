@@ -1,0 +1,5 @@
+"""Strategy registry. Importing the modules registers their strategies, in the order users see them."""
+from . import uncertainty, distance, loss_prediction, adversarial  # noqa: F401  (registration)
+from .base import Needs, Selection, SelectionContext, Strategy, available_methods, get_strategy, top_k
+
+__all__ = ["Needs", "Selection", "SelectionContext", "Strategy", "available_methods", "get_strategy", "top_k"]

@@ -1,0 +1,234 @@
+"""Training and inference for the task learner (+ loss head): device-resident tensors, batches by
+indexing, batched on-device augmentation, bf16 autocast on CUDA."""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .models.loss_head import LossPredictionHead, margin_ranking_loss, ranking_bce_loss
+
+Progress = Callable[[float, str], None]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; nothing on the CPU (where bf16 is slower and changes results)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """Random crop from zero padding + horizontal flip, for a whole batch at once on its device.
+    Works on the raw (uint8) images, so the padding is black as in torchvision's RandomCrop."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (padding, padding, padding, padding))
+    dev = x.device
+    oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev)
+    ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev)
+    rows = (oy[:, None] + torch.arange(h, device=dev))[:, :, None]  # (B, H, 1)
+    cols = (ox[:, None] + torch.arange(w, device=dev))[:, None, :]  # (B, 1, W)
+    out = padded.permute(0, 2, 3, 1)[torch.arange(b, device=dev)[:, None, None], rows, cols]  # (B, H, W, C)
+    out = out.permute(0, 3, 1, 2)
+    flip = torch.rand(b, generator=generator, device=dev) < 0.5
+    return torch.where(flip[:, None, None, None], out.flip(3), out).contiguous()
+
+
+@dataclass
+class TrainSettings:
+    epochs: int
+    batch_size: int
+    optimizer: str
+    lr: float
+    momentum: float
+    weight_decay: float
+    lr_milestone: float = 0.8  # lr x0.1 at this fraction of the epochs (paper: epoch 160 of 200)
+    head_kind: str = "none"  # none | margin | ranking
+    head_weight: float = 1.0  # eta, TA-VAAL eq. (2)
+    margin: float = 1.0  # xi, Learning Loss
+    head_stop_fraction: float = 0.6  # the head's gradient stops flowing into the backbone after this
+    augment: bool = False
+
+
+@dataclass
+class TrainHistory:
+    task_loss: list[float] = field(default_factory=list)
+    head_loss: list[float] = field(default_factory=list)
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator, device) -> list[torch.Tensor]:
+    perm = torch.randperm(n, generator=generator, device=device)
+    chunks = list(perm.split(batch_size))
+    # A batch of one breaks BatchNorm in train mode and has no pair for the ranking loss: fold it in.
+    if len(chunks) > 1 and chunks[-1].numel() < 2:
+        chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
+    return chunks
+
+
+def head_loss(kind: str, predicted: torch.Tensor, true_loss: torch.Tensor, margin: float) -> torch.Tensor:
+    if kind == "margin":
+        return margin_ranking_loss(predicted, true_loss, margin)
+    if kind == "ranking":
+        return ranking_bce_loss(predicted, true_loss)
+    raise ValueError(f"unknown head kind {kind!r}")
+
+
+def train_task_model(
+    model: nn.Module,
+    head: LossPredictionHead | None,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    settings: TrainSettings,
+    generator: torch.Generator,
+    *,
+    extra: torch.Tensor | None = None,
+    progress: Progress | None = None,
+) -> TrainHistory:
+    """Train ``model`` (and ``head`` when given) on (x, y), all already on the training device.
+
+    Total loss is TA-VAAL eq. (2): L_T + eta * L_R, with L_R the margin loss (Learning Loss) or the
+    ranking BCE (TA-VAAL eq. 1). ``extra`` holds per-sample features appended inside the head (seed 004).
+    """
+    device = x.device
+    params = list(model.parameters()) + (list(head.parameters()) if head is not None else [])
+    if settings.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
+    else:
+        opt = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    milestone = max(1, round(settings.lr_milestone * settings.epochs))
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[milestone], gamma=0.1)
+    stop_epoch = settings.head_stop_fraction * settings.epochs
+    history = TrainHistory()
+    model.train()
+    if head is not None:
+        head.train()
+    n = x.shape[0]
+    report_every = max(1, settings.epochs // 20)
+    for epoch in range(settings.epochs):
+        task_sum = torch.zeros((), device=device)
+        head_sum = torch.zeros((), device=device)
+        batches = _batches(n, settings.batch_size, generator, device)
+        for idx in batches:
+            xb = x[idx]
+            if settings.augment:
+                xb = augment_batch(xb, generator)
+            with autocast(device):
+                out = model(normalize(xb))
+                per_sample = F.cross_entropy(out.logits.float(), y[idx], reduction="none")
+                loss = per_sample.mean()
+                if head is not None:
+                    taps = out.taps if epoch < stop_epoch else [t.detach() for t in out.taps]
+                    predicted = head(taps, extra[idx] if extra is not None else None).float()
+                    lr_loss = head_loss(settings.head_kind, predicted, per_sample, settings.margin)
+                    loss = loss + settings.head_weight * lr_loss
+                    head_sum = head_sum + lr_loss.detach()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            task_sum = task_sum + per_sample.mean().detach()
+        sched.step()
+        # One host sync per epoch, not per step.
+        history.task_loss.append(float(task_sum) / len(batches))
+        if head is not None:
+            history.head_loss.append(float(head_sum) / len(batches))
+        if progress is not None and ((epoch + 1) % report_every == 0 or epoch + 1 == settings.epochs):
+            progress((epoch + 1) / settings.epochs, f"epoch {epoch + 1}/{settings.epochs}")
+    model.eval()
+    if head is not None:
+        head.eval()
+    return history
+
+
+@dataclass
+class Predictions:
+    probs: np.ndarray  # (N, K)
+    embedding: np.ndarray  # (N, E)
+    predicted_loss: np.ndarray | None  # (N,) raw head output l_hat, when a head is given
+    loss: np.ndarray | None  # (N,) true per-sample cross-entropy, when labels are given
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    x: torch.Tensor,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    head: LossPredictionHead | None = None,
+    y: torch.Tensor | None = None,
+    extra: torch.Tensor | None = None,
+    batch_size: int = 1024,
+) -> Predictions:
+    """Eval-mode inference in batches: class probabilities, penultimate embedding, l_hat, true loss."""
+    model.eval()
+    if head is not None:
+        head.eval()
+    device = x.device
+    probs, embs, preds, losses = [], [], [], []
+    for start in range(0, x.shape[0], batch_size):
+        sl = slice(start, start + batch_size)
+        with autocast(device):
+            out = model(normalize(x[sl]))
+            logits = out.logits.float()
+            probs.append(logits.softmax(1))
+            embs.append(out.embedding.float())
+            if head is not None:
+                preds.append(head(out.taps, extra[sl] if extra is not None else None).float())
+            if y is not None:
+                losses.append(F.cross_entropy(logits, y[sl], reduction="none"))
+
+    def cat(parts):
+        return torch.cat(parts).cpu().numpy() if parts else None
+
+    if x.shape[0] == 0:
+        return Predictions(np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), None, None)
+    return Predictions(cat(probs), cat(embs), cat(preds), cat(losses))
+
+
+@torch.no_grad()
+def mc_dropout_probs(model: nn.Module, x: torch.Tensor, normalize, passes: int, generator: torch.Generator,
+                     batch_size: int = 1024) -> np.ndarray:
+    """T stochastic passes with only dropout active (BatchNorm stays in eval mode): (T, N, K) probabilities.
+
+    Our task learners apply dropout only right before the classifier, so the deterministic part of the
+    network runs once and only ``dropout -> classifier`` is sampled T times; that is the same
+    distribution as T full passes, at a fraction of the cost.
+    """
+    model.eval()
+    device = x.device
+    out = []
+    for start in range(0, x.shape[0], batch_size):
+        with autocast(device):
+            emb = model(normalize(x[start:start + batch_size])).embedding.float()
+        p = model.dropout.p
+        samples = []
+        for _ in range(passes):
+            keep = (torch.rand(emb.shape, generator=generator, device=device) >= p).to(emb.dtype)
+            dropped = emb * keep / (1.0 - p) if p > 0 else emb
+            samples.append(model.classifier(dropped).float().softmax(1))
+        out.append(torch.stack(samples))
+    return torch.cat(out, dim=1).cpu().numpy()
+
+
+def evaluate(probs: np.ndarray, y: np.ndarray, num_classes: int) -> tuple[float, np.ndarray]:
+    """Accuracy and per-class accuracy (NaN for a class absent from the test set)."""
+    pred = probs.argmax(1)
+    correct = pred == y
+    per_class = np.full(num_classes, np.nan)
+    for k in range(num_classes):
+        mask = y == k
+        if mask.any():
+            per_class[k] = correct[mask].mean()
+    return float(correct.mean()) if len(y) else math.nan, per_class
