@@ -264,12 +264,14 @@ class ActiveLearner:
         )
         idx = self._t(indices)
         label = "task learner" + (" + loss head" if head_kind == "margin" else " + Ranker" if head_kind == "ranking" else "")
-        history = train_task_model(
-            model, head, ds.x_train[idx], ds.y_train[idx], ds.normalize, settings,
-            rng.torch_generator(cfg.seed, stage, "task-batches", self.device),
-            extra=self._mu_of(indices) if extra_vae else None,
-            progress=lambda f, msg: progress(PHASE_TASK, f, f"{label}: {msg}"),
-        )
+        # Dropout draws from torch's global RNG: give it a derived seed, and leave the global state as it was.
+        with rng.seeded(cfg.seed, stage, "task-dropout", self.device):
+            history = train_task_model(
+                model, head, ds.x_train[idx], ds.y_train[idx], ds.normalize, settings,
+                rng.torch_generator(cfg.seed, stage, "task-batches", self.device),
+                extra=self._mu_of(indices) if extra_vae else None,
+                progress=lambda f, msg: progress(PHASE_TASK, f, f"{label}: {msg}"),
+            )
         return TrainedTask(model, head, head_kind, history.task_loss, time.perf_counter() - started)
 
     def _vaal_settings(self, needs) -> adversarial.VAALSettings:
@@ -293,12 +295,13 @@ class ActiveLearner:
                 rank_l = self._predict(trained, ds.x_train[self._t(labeled)]).predicted_loss
                 rank_u = self._predict(trained, ds.x_train[self._t(candidates)]).predicted_loss
                 rank_l, rank_u = (torch.as_tensor(r, device=self.device) for r in (rank_l, rank_u))
-            self._cache[key] = adversarial.train_vaal(
-                ds.x_train[self._t(labeled)], ds.x_train[self._t(candidates)], ds.normalize,
-                self._vaal_settings(needs), ranker_output_labeled=rank_l, ranker_output_unlabeled=rank_u,
-                seed=self.config.seed, stage=self.stage, device=self.device,
-                progress=lambda f, msg: progress(PHASE_VAE, f, msg),
-            )
+            with rng.seeded(self.config.seed, self.stage, "vaal-global", self.device):
+                self._cache[key] = adversarial.train_vaal(
+                    ds.x_train[self._t(labeled)], ds.x_train[self._t(candidates)], ds.normalize,
+                    self._vaal_settings(needs), ranker_output_labeled=rank_l, ranker_output_unlabeled=rank_u,
+                    seed=self.config.seed, stage=self.stage, device=self.device,
+                    progress=lambda f, msg: progress(PHASE_VAE, f, msg),
+                )
         return self._cache[key]
 
     def _likelihood(self, vaal_models, needs, trained, indices) -> np.ndarray:
@@ -314,11 +317,12 @@ class ActiveLearner:
         """Seed 004: one VAE per trial, trained on the whole training set, cached across stages."""
         if self._unsupervised_vae is None:
             cfg, ds = self.config, self.dataset
-            vae = adversarial.train_unsupervised_vae(
-                ds.x_train, ds.normalize, epochs=cfg.unsupervised_vae_epochs, latent_dim=cfg.latent_dim,
-                width=cfg.vae_width, seed=cfg.seed, device=self.device,
-                progress=lambda f, msg: progress(PHASE_UNSUP_VAE, f, msg),
-            )
+            with rng.seeded(cfg.seed, 0, "unsupervised-vae-global", self.device):
+                vae = adversarial.train_unsupervised_vae(
+                    ds.x_train, ds.normalize, epochs=cfg.unsupervised_vae_epochs, latent_dim=cfg.latent_dim,
+                    width=cfg.vae_width, seed=cfg.seed, device=self.device,
+                    progress=lambda f, msg: progress(PHASE_UNSUP_VAE, f, msg),
+                )
             self._unsupervised_vae = vae
             self._unsupervised_mu = adversarial.encode_mu(vae, ds.x_train, ds.normalize).float()
         return self._unsupervised_vae
