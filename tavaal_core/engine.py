@@ -275,14 +275,16 @@ class ActiveLearner:
         return TrainedTask(model, head, head_kind, history.task_loss, time.perf_counter() - started)
 
     def _vaal_settings(self, needs) -> adversarial.VAALSettings:
-        cfg = self.config
-        base = adversarial.VAALSettings.for_vectors() if self.dataset.kind == "vector" else adversarial.VAALSettings()
-        return base.replace(
+        cfg, ds = self.config, self.dataset
+        overrides = dict(
             epochs=cfg.vae_epochs, batch_size=cfg.vae_batch_size, beta=cfg.beta,
             adversary_weight=cfg.adversary_weight, kl_reduction=cfg.kl_reduction, latent_dim=cfg.latent_dim,
-            vae_width=cfg.vae_width, vae_preset=cfg.vae_preset, rank_conditioned=needs.vae == "rank_conditioned",
+            vae_preset=cfg.vae_preset, rank_conditioned=needs.vae == "rank_conditioned",
             discriminator_rank_input=cfg.discriminator_rank_input,
         )
+        if ds.kind == "image":  # the MLP VAE for 2-d data keeps its own hidden width
+            overrides["vae_width"] = cfg.vae_width
+        return adversarial.VAALSettings.for_shape(ds.input_shape, **overrides)
 
     def _vaal(self, needs, trained: TrainedTask, labeled, candidates, progress):
         """VAAL / TA-VAAL: a fresh VAE + discriminator trained on the labeled set and the candidate subset
