@@ -7,6 +7,8 @@ REQ_HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut 
 VENV ?= $(HOME)/.cache/tavaal-explorer/venv-$(REQ_HASH)
 PORT ?= 8501
 export PYTHONPATH := $(CURDIR)
+# Passive OpenMP waits: spinning threads made stages 50x slower whenever another process was busy.
+export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: run test bench venv chromium clean-venv
 

@@ -1,8 +1,10 @@
 """Shared test set-up: two CPU threads (the CI machine's cores), and small, fast configs."""
 import os
 
-import pytest
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see tavaal_core/__init__.py
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
