@@ -22,8 +22,8 @@ Choices that differ from the reference codes (METHODS.md) are marked "Choice:" w
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
@@ -183,13 +183,22 @@ def rank_inputs(
 # ----------------------------------------------------------------------------------------------
 # Settings and models
 # ----------------------------------------------------------------------------------------------
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
 @dataclass
 class VAALSettings:
     """Hyper-parameters of one VAE + discriminator training (VAAL / TA-VAAL).
 
-    One epoch is ``ceil(n_unlabeled / batch_size)`` steps; each step draws a labeled and an
-    unlabeled batch of ``min(batch_size, n_unlabeled)`` samples, makes one VAE step on
-    eq. (4) + ``adversary_weight`` * eq. (5), then one discriminator step on eq. (6).
+    One epoch is ``ceil(n_unlabeled / batch_size)`` steps. Each step takes an unlabeled batch of
+    ``b = min(batch_size, n_unlabeled)`` samples and a labeled batch of ``min(b, n_labeled)``
+    samples, makes one VAE step on eq. (4) + ``adversary_weight`` * eq. (5), then one
+    discriminator step on eq. (6).
 
     Defaults are the papers' image settings (Adam 5e-4, beta 1, lambda 1, latent 32, D 5 x 512,
     100 epochs) with a CPU-sized VAE (``vae_preset="small"``). Use :meth:`two_moons` for 2-d
@@ -218,15 +227,15 @@ class VAALSettings:
         """Raise :class:`ConfigError` naming the first field out of range."""
         for name in ("epochs", "batch_size", "latent_dim", "vae_width", "discriminator_layers", "discriminator_hidden"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            if not _is_int(v) or v < 1:
                 raise ConfigError(name, f"must be an integer >= 1, got {v!r}")
         for name in ("lr_vae", "lr_discriminator"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            if not (_is_real(v) and math.isfinite(v) and v > 0):
                 raise ConfigError(name, f"must be a number > 0, got {v!r}")
         for name in ("beta", "adversary_weight"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            if not (_is_real(v) and math.isfinite(v) and v >= 0):
                 raise ConfigError(name, f"must be a number >= 0, got {v!r}")
         _check_kl_reduction(self.kl_reduction)
         _check_rank_mode(self.discriminator_rank_input)
@@ -236,10 +245,10 @@ class VAALSettings:
     @classmethod
     def two_moons(cls, **overrides) -> "VAALSettings":
         """TA-VAAL's two-moons setting: Adam 1e-2 for both nets, a 2-layer discriminator (64 wide),
-        a small MLP VAE (latent 8, hidden 64) and large batches (256: two steps an epoch for the
-        paper's 500 + 50 points), 100 epochs."""
+        a small MLP VAE (latent 8, hidden 32), 100 epochs, and batches of 1024: one full-batch step
+        an epoch for the paper's 500 + 50 points (about 0.2 s a stage on 2 CPU cores)."""
         base = dict(
-            epochs=100, batch_size=256, lr_vae=1e-2, lr_discriminator=1e-2, latent_dim=8, vae_width=64,
+            epochs=100, batch_size=1024, lr_vae=1e-2, lr_discriminator=1e-2, latent_dim=8, vae_width=32,
             discriminator_layers=2, discriminator_hidden=64,
         )
         base.update(overrides)
@@ -247,10 +256,13 @@ class VAALSettings:
 
     @classmethod
     def images(cls, **overrides) -> "VAALSettings":
-        """Image defaults sized for a CPU demo stage: the papers' optimiser, losses and 5 x 512
-        discriminator, the small VAE, batch 64, and 20 epochs (papers: 100; pass ``epochs=100``
-        on a GPU). Digits (8x8, ~1,300 unlabeled): about 2 s a stage on 2 CPU cores."""
-        base = dict(epochs=20)
+        """Image defaults sized for a CPU demo stage: the papers' optimiser (Adam 5e-4), losses and
+        5 x 512 discriminator, the small VAE, batch 128 (TA-VAAL's code) and 10 epochs (papers:
+        100; pass ``epochs=100`` on a GPU). See ``bench/bench_stages.py`` for measured stage times.
+
+        Measured per step on the CPU: the 5 x 512 discriminator costs about as much as the VAE, so
+        ``discriminator_hidden`` is the knob for a faster demo."""
+        base = dict(epochs=10, batch_size=128)
         base.update(overrides)
         return cls(**base)
 
@@ -306,9 +318,8 @@ def _adam(params, lr: float, device: torch.device, weight_decay: float = 0.0) ->
 def _index_stream(n: int, total: int, generator: torch.Generator, device: torch.device) -> Tensor:
     """``total`` indices in ``[0, n)``: shuffled copies of ``range(n)`` laid end to end.
 
-    Every index appears equally often (+-1); when ``n < total`` (a small labeled set) a batch
-    repeats samples, i.e. sampling with replacement across copies, without any sample being
-    favoured by chance. One op, no per-sample Python.
+    Consecutive chunks are the batches: every sample is used equally often (+-1) and, within a
+    copy, without repetition. One op, no per-sample Python.
     """
     reps = -(-total // n)
     return torch.rand(reps, n, generator=generator, device=device).argsort(dim=1).flatten()[:total]
@@ -367,6 +378,11 @@ def train_vaal(
     2. Discriminator step on eq. (6), with ``mu`` re-encoded by the updated VAE under
        ``no_grad`` (as the reference codes do), ENCODER ONLY (the reference runs the whole VAE).
 
+    Choice: a labeled set smaller than the batch is used whole at every step (labeled batch
+    ``min(b, n_labeled)``), rather than padded up to ``b`` samples by drawing with replacement.
+    All losses are batch means, so the expected gradient is the same; it has less noise and
+    costs less.
+
     Choice: the labeled and unlabeled batches go through the VAE and D as one concatenated batch
     (then are split for eqs. 4-6, so each loss is exactly the per-batch sum the equations state).
     This halves the kernel launches; with BatchNorm (the conv VAE) the batch statistics are taken
@@ -402,10 +418,14 @@ def train_vaal(
             mode = settings.discriminator_rank_input
             rl = rank_inputs(ranker_output_labeled, n_l, mode, device=device)
             ru = rank_inputs(ranker_output_unlabeled, n_u, mode, device=device)
-            r_dec_all, r_disc_all = torch.cat([rl[0], ru[0]]), torch.cat([rl[1], ru[1]])
+            r_dec_all = torch.cat([rl[0], ru[0]])
+            r_disc_all = r_dec_all if mode == "sigmoid" else torch.cat([rl[1], ru[1]])
 
+    same_r = r_dec_all is r_disc_all
+    vae_params = [p for p in vae.parameters() if p.requires_grad]
     x_all = torch.cat([x_labeled, x_unlabeled.to(device=x_labeled.device)]).to(device)
     b = min(settings.batch_size, n_u)
+    b_l = min(b, n_l)
     steps = -(-n_u // settings.batch_size)
     epochs = settings.epochs
     beta, lam, klr = settings.beta, settings.adversary_weight, settings.kl_reduction
@@ -413,50 +433,53 @@ def train_vaal(
     per_epoch: list[Tensor] = []
     amp = _autocast(device)
 
-    for epoch in range(1, epochs + 1):
-        idx_l = _index_stream(n_l, steps * b, gen, device).view(steps, b)
-        idx_u = _index_stream(n_u, steps * b, gen, device).view(steps, b) + n_l
-        idx = torch.cat([idx_l, idx_u], dim=1)  # (steps, 2b): labeled half, then unlabeled half
-        acc = torch.zeros(3, device=device)
-        for s in range(steps):
-            ib = idx[s]
-            xb = normalize(x_all[ib])
-            r_dec = r_disc = None
-            if rank_dim:
-                if r_dec_all is None:
-                    r_dec = r_disc = torch.rand(2 * b, 1, generator=gen, device=device)
-                else:
-                    r_dec, r_disc = r_dec_all[ib], r_disc_all[ib]
+    # Reparameterisation noise comes from the global RNG: fork it under a derived seed, so the
+    # result depends on (seed, stage) only and nothing outside is shifted.
+    with rng.seeded(seed, stage, "vae-noise", device):
+        for epoch in range(1, epochs + 1):
+            idx_l = _index_stream(n_l, steps * b_l, gen, device).view(steps, b_l)
+            idx_u = _index_stream(n_u, steps * b, gen, device).view(steps, b) + n_l
+            idx = torch.cat([idx_l, idx_u], dim=1)  # (steps, b_l + b): labeled part, then unlabeled
+            acc = torch.zeros(3, device=device)
+            for s in range(steps):
+                ib = idx[s]
+                xb = normalize(x_all[ib])
+                r_dec = r_disc = None
+                if rank_dim:
+                    if r_dec_all is None:
+                        r_dec = r_disc = torch.rand(b_l + b, 1, generator=gen, device=device)
+                    else:
+                        r_dec = r_dec_all[ib]
+                        r_disc = r_dec if same_r else r_disc_all[ib]
 
-            # 1. VAE step: eq. (4) + lambda * eq. (5); D is frozen (no weight gradients computed).
-            disc.requires_grad_(False)
-            with amp:
-                recon, mu, logvar = vae(xb, r_dec)
-                logits = disc(mu, r_disc)
-            l_vae = transductive_vae_loss(
-                xb[:b], (recon[:b], mu[:b], logvar[:b]), xb[b:], (recon[b:], mu[b:], logvar[b:]),
-                beta=beta, kl_reduction=klr,
-            )
-            l_adv = adversarial_loss(logits[:b], logits[b:])
-            opt_vae.zero_grad(set_to_none=True)
-            (l_vae + lam * l_adv).backward()
-            opt_vae.step()
+                # 1. VAE step: eq. (4) + lambda * eq. (5). Gradients are taken for the VAE's parameters
+                #    only (backward(inputs=...)): D's weight gradients are never computed here.
+                with amp:
+                    recon, mu, logvar = vae(xb, r_dec)
+                    logits = disc(mu, r_disc)
+                l_vae = transductive_vae_loss(
+                    xb[:b_l], (recon[:b_l], mu[:b_l], logvar[:b_l]), xb[b_l:], (recon[b_l:], mu[b_l:], logvar[b_l:]),
+                    beta=beta, kl_reduction=klr,
+                )
+                l_adv = adversarial_loss(logits[:b_l], logits[b_l:])
+                opt_vae.zero_grad(set_to_none=True)
+                (l_vae + lam * l_adv).backward(inputs=vae_params)
+                opt_vae.step()
 
-            # 2. Discriminator step: eq. (6) on mu from the updated encoder, detached.
-            disc.requires_grad_(True)
-            with torch.no_grad(), amp:
-                mu_d, _ = vae.encode(xb)
-            with amp:
-                logits_d = disc(mu_d.float(), r_disc)
-            l_d = discriminator_loss(logits_d[:b], logits_d[b:])
-            opt_d.zero_grad(set_to_none=True)
-            l_d.backward()
-            opt_d.step()
+                # 2. Discriminator step: eq. (6) on mu from the updated encoder, detached.
+                with torch.no_grad(), amp:
+                    mu_d, _ = vae.encode(xb)
+                with amp:
+                    logits_d = disc(mu_d.float(), r_disc)
+                l_d = discriminator_loss(logits_d[:b_l], logits_d[b_l:])
+                opt_d.zero_grad(set_to_none=True)
+                l_d.backward()
+                opt_d.step()
 
-            acc += torch.stack([l_vae.detach(), l_adv.detach(), l_d.detach()])
-        per_epoch.append(acc / steps)
-        if progress is not None and epoch in report_at:
-            progress(epoch / epochs, f"VAE and discriminator: epoch {epoch}/{epochs}")
+                acc += torch.stack([l_vae.detach(), l_adv.detach(), l_d.detach()])
+            per_epoch.append(acc / steps)
+            if progress is not None and epoch in report_at:
+                progress(epoch / epochs, f"VAE and discriminator: epoch {epoch}/{epochs}")
 
     hist = torch.stack(per_epoch).cpu().tolist()  # one device sync, at the end
     history = {k: [row[i] for row in hist] for i, k in enumerate(("vae", "adversarial", "discriminator"))}
@@ -474,16 +497,19 @@ def encode_mu(vae: nn.Module, x: Tensor, normalize: Normalize, batch_size: int =
 
     METHODS.md "Known waste": the reference codes run the whole VAE (decoder included) where only
     ``mu`` is used; we never run the decoder here. The VAE's train/eval mode is restored after.
+
+    Choice: scoring runs in fp32 even on CUDA (training uses bf16 autocast): bf16 keeps about 3
+    significant digits, which would tie many candidates' scores and make the order of the picks
+    arbitrary; an encoder-only pass in fp32 is cheap.
     """
     device = _model_device(vae)
     was_training = vae.training
     vae.eval()
     try:
         outs = []
-        with _autocast(device):
-            for i in range(0, int(x.shape[0]), batch_size):
-                mu, _ = vae.encode(normalize(x[i:i + batch_size].to(device)))
-                outs.append(mu.float())
+        for i in range(0, int(x.shape[0]), batch_size):
+            mu, _ = vae.encode(normalize(x[i:i + batch_size].to(device)).float())
+            outs.append(mu.float())
     finally:
         vae.train(was_training)
     if not outs:
@@ -509,7 +535,7 @@ def discriminator_likelihood(
 
     Both the VAE and the discriminator are put in eval mode (the reference code forgets
     ``vae.eval()``, so its BatchNorm uses the candidates' batch statistics and its scores depend on
-    the batch); modes are restored after. Only the encoder runs.
+    the batch); modes are restored after. Only the encoder runs, in fp32 (see :func:`encode_mu`).
 
     TA-VAAL: ``ranker_output`` is the frozen Ranker's raw output for these samples; it enters D as
     in training (``settings.discriminator_rank_input``). Without it (stage 0, no Ranker),
@@ -530,10 +556,9 @@ def discriminator_likelihood(
     disc.eval()
     try:
         outs = []
-        with _autocast(device):
-            for i in range(0, n, batch_size):
-                r = None if r_disc is None else r_disc[i:i + batch_size]
-                outs.append(disc(mu[i:i + batch_size], r).float())
+        for i in range(0, n, batch_size):  # fp32, like encode_mu
+            r = None if r_disc is None else r_disc[i:i + batch_size]
+            outs.append(disc(mu[i:i + batch_size], r).float())
     finally:
         disc.train(was_training)
     if not outs:
@@ -569,11 +594,11 @@ def train_unsupervised_vae(
     Returns the VAE in eval mode; its features are ``V(x) = mu`` (:func:`encode_mu`).
     """
     for name, v in (("epochs", epochs), ("batch_size", batch_size), ("latent_dim", latent_dim), ("vae_width", width)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        if not _is_int(v) or v < 1:
             raise ConfigError(name, f"must be an integer >= 1, got {v!r}")
-    if not (lr > 0 and math.isfinite(lr)):
+    if not (_is_real(lr) and math.isfinite(lr) and lr > 0):
         raise ConfigError("lr", f"must be a number > 0, got {lr!r}")
-    if not (weight_decay >= 0 and math.isfinite(weight_decay)):
+    if not (_is_real(weight_decay) and math.isfinite(weight_decay) and weight_decay >= 0):
         raise ConfigError("weight_decay", f"must be a number >= 0, got {weight_decay!r}")
     device = torch.device(device)
     n = int(x_all.shape[0])
@@ -589,16 +614,17 @@ def train_unsupervised_vae(
     steps = -(-n // batch_size)
     report_at = _progress_points(epochs)
     amp = _autocast(device)
-    for epoch in range(1, epochs + 1):
-        idx = _index_stream(n, steps * b, gen, device).view(steps, b)
-        for s in range(steps):
-            xb = normalize(x_all[idx[s]])
-            with amp:
-                recon, mu, logvar = vae(xb)
-            loss = reconstruction_kl_loss(xb, recon, mu, logvar)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        if progress is not None and epoch in report_at:
-            progress(epoch / epochs, f"unsupervised VAE: epoch {epoch}/{epochs}")
+    with rng.seeded(seed, 0, "unsupervised-vae-noise", device):
+        for epoch in range(1, epochs + 1):
+            idx = _index_stream(n, steps * b, gen, device).view(steps, b)
+            for s in range(steps):
+                xb = normalize(x_all[idx[s]])
+                with amp:
+                    recon, mu, logvar = vae(xb)
+                loss = reconstruction_kl_loss(xb, recon, mu, logvar)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            if progress is not None and epoch in report_at:
+                progress(epoch / epochs, f"unsupervised VAE: epoch {epoch}/{epochs}")
     return vae.eval()
