@@ -142,6 +142,31 @@ class ActiveLearner:
             get_strategy(m)  # refuse an unknown name before any training
         return {m: self._run_stage(m, progress or _noop) for m in methods}
 
+    def restore(self, records: list[StageRecord]) -> None:
+        """Bring a freshly started learner to the state after ``records`` (e.g. loaded from a run folder)
+        without recomputing them: label each stored stage's picks and keep the record, as ``step()`` does.
+
+        Refuses records that do not continue this learner's labeled pool (another config or code
+        version wrote them). With ``warm_start`` each restored stage's task model is retrained
+        (deterministic from the seed), since the next stage starts from it."""
+        self._require_started()
+        needs = get_strategy(self.config.method).needs
+        for record in records:
+            if record.method != self.config.method or record.stage != self.stage:
+                raise ValueError(f"record of {record.method!r} stage {record.stage} cannot continue "
+                                 f"{self.config.method!r} at stage {self.stage}")
+            labeled = self.pool.labeled
+            if not np.array_equal(np.sort(np.asarray(record.labeled, dtype=np.int64)), labeled):
+                raise ValueError(f"stage {record.stage}: the stored labeled set differs from the one this "
+                                 "config produces (written by another config or code version)")
+            if self.config.warm_start:
+                if needs.vae == "unsupervised":
+                    self._unsupervised(_noop)
+                self._task_model(labeled, needs.head, needs.head_extra, _noop)
+            self.pool.add(record.selected)
+            self.records.append(record)
+            self._cache = {}
+
     def oracle(self, progress: ProgressCallback | None = None) -> OracleResult:
         """Train the task learner on every training label (no head), cached."""
         self._require_started()

@@ -1,0 +1,251 @@
+"""Saved runs: experiments on disk (the run store). List them, follow a running one live, start a new one
+in the background, open a trial in every view, see learning curves over trials, export or delete.
+
+Runs live in ``$TAVAAL_RUNS_DIR`` (default ``runs/``); ``python -m tavaal_core run`` writes there too."""
+import os
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from explorer_ui import views
+from explorer_ui.source import Source, open_source
+from tavaal_core import available_methods, figures, statistics, store
+from tavaal_core.errors import TavaalError
+from tavaal_core.experiment import Experiment, launch, log_path, run_command, stop
+from tavaal_core.presets import available_presets, load_preset
+
+RUNS_DIR = Path(os.environ.get("TAVAAL_RUNS_DIR", "runs"))
+STATE_ICONS = {"running": ":material/autorenew:", "finished": ":material/check_circle:",
+               "failed": ":material/error:", "interrupted": ":material/pause_circle:",
+               "created": ":material/schedule:", "broken": ":material/broken_image:"}
+
+
+@st.cache_resource
+def _processes() -> dict:
+    """Runs this server started: name -> Popen (polled on every render so finished children are reaped)."""
+    return {}
+
+
+@st.cache_resource
+def _failed_starts() -> dict:
+    """Runs this server started whose process ended before making their folder: name -> the log's last line."""
+    return {}
+
+
+def _reap() -> None:
+    for name, proc in list(_processes().items()):
+        code = proc.poll()
+        if code is not None:
+            _processes().pop(name)
+            log = log_path(RUNS_DIR, name)
+            if code != 0 and not (RUNS_DIR / name).exists() and log.is_file():
+                lines = log.read_text(errors="replace").strip().splitlines()
+                _failed_starts()[name] = lines[-1] if lines else f"exit code {code}"
+
+
+st.title("Saved runs")
+st.caption(f"Multi-trial experiments on disk in `{RUNS_DIR.resolve()}`: the same runs `python -m tavaal_core run` "
+           "writes. Trials share their seed across methods, so every method of a trial starts from the same labels.")
+_reap()
+
+# -- start a new run -------------------------------------------------------------------------------------------
+with st.expander("Start a new run", icon=":material/play_arrow:", expanded=not store.list_runs(RUNS_DIR)):
+    presets = available_presets()
+    preset_name = st.selectbox("Preset", presets, index=presets.index("digits_demo") if "digits_demo" in presets else 0,
+                               key="runs_preset")
+    try:
+        preset = load_preset(preset_name)
+    except TavaalError as e:
+        st.error(str(e))
+        preset = None
+    if preset is not None:
+        st.caption(preset.description)
+        with st.form("new_run"):
+            # widgets keyed by preset: choosing another preset shows that preset's methods, trials and stages
+            methods = st.multiselect("Methods", available_methods(), default=list(preset.methods),
+                                     key=f"runs_methods_{preset_name}")
+            c1, c2, c3 = st.columns(3)
+            trials = c1.number_input("Trials", min_value=1, max_value=100, value=preset.trials, step=1,
+                                     key=f"runs_trials_{preset_name}")
+            stages = c2.number_input("Stages", min_value=1, max_value=100, value=preset.config.stages, step=1,
+                                     key=f"runs_stages_{preset_name}")
+            name_key = f"runs_name_{preset_name}_{st.session_state.get('runs_started', 0)}"
+            name = c3.text_input("Run name", value=f"{preset_name}-{time.strftime('%Y%m%d-%H%M%S')}", key=name_key)
+            submitted = st.form_submit_button("Start in the background", type="primary", icon=":material/play_arrow:")
+        if submitted:
+            try:
+                spec = preset.with_(methods=tuple(methods), trials=int(trials), stages=int(stages))
+                store.check_run_name(name)
+                launched = st.session_state.setdefault("runs_launched", set())
+                if (RUNS_DIR / name).exists() or name in _processes() or name in launched or name in _failed_starts():
+                    raise TavaalError(f"name: a run called {name!r} exists already; choose another name")
+            except TavaalError as e:
+                st.error(str(e))
+            else:
+                cmd = run_command(output=RUNS_DIR, name=name, preset=preset_name, methods=spec.methods,
+                                  trials=spec.trials, stages=spec.config.stages, threads=1)
+                _processes()[name] = launch(cmd, log_path(RUNS_DIR, name))
+                launched.add(name)
+                st.session_state["runs_select_next"] = name  # selected once its folder exists
+                st.session_state["runs_started"] = st.session_state.get("runs_started", 0) + 1  # a fresh name next
+                st.success(f"Started **{name}** as a separate process; it keeps running if you leave this page.")
+
+for name, message in list(_failed_starts().items()):
+    st.error(f"Run **{name}** did not start: {message}", icon=":material/error:")
+    if st.button("Dismiss", key=f"runs_dismiss_{name}"):
+        _failed_starts().pop(name, None)
+        st.rerun()
+
+runs = store.list_runs(RUNS_DIR)
+if not runs:
+    st.info(f"No runs yet in `{RUNS_DIR}`. Start one above, or from a terminal: "
+            "`python -m tavaal_core run --preset digits_demo`.", icon=":material/info:")
+
+    @st.fragment(run_every=2.0 if _processes() else None)
+    def wait_for_first_run() -> None:
+        if store.list_runs(RUNS_DIR) or any(p.poll() is not None for p in _processes().values()):
+            st.rerun(scope="app")
+
+    wait_for_first_run()
+    st.stop()
+
+for run in runs:
+    if run.broken:
+        st.error(f"**{run.name}** cannot be read: {run.error}", icon=STATE_ICONS["broken"])
+
+
+# -- the list, live while something runs ---------------------------------------------------------------------------
+# Live (every 2 s) while a run is running or a run this server started has not written its folder yet.
+@st.fragment(run_every=2.0 if any(r.state == "running" for r in runs) or _processes() else None)
+def run_list() -> None:
+    current = store.list_runs(RUNS_DIR)
+    rows = [dict(r.as_row(), progress=r.progress) for r in current]
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_order=["name", "state", "dataset", "methods", "trials", "stages", "progress", "created"],
+                 column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
+                                                                            format="percent")})
+    for r in current:
+        if r.state == "running":
+            where = r.current
+            what = (f"trial {where.get('trial')} · {where.get('method')} · stage {where.get('stage')}: "
+                    f"{where.get('phase') or 'starting'} {where.get('message', '')}") if where else "starting"
+            eta = "" if not r.eta_seconds else f" · about {r.eta_seconds:.0f} s left" if r.eta_seconds < 90 \
+                else f" · about {r.eta_seconds / 60:.0f} min left"
+            st.progress(r.progress, text=f"**{r.name}**: {r.done}/{r.total} stages{eta} · {what}")
+    before = {r.name: r.state for r in runs}
+    if any(before.get(r.name) == "running" and r.state != "running" for r in current) or \
+            len(current) != len(runs) or any(p.poll() is not None for p in _processes().values()):
+        st.rerun(scope="app")  # a run ended or appeared, or a started process exited: redraw around it
+
+
+run_list()
+st.button("Refresh", icon=":material/refresh:", key="runs_refresh",
+          help="Re-read the run folder (runs started from a terminal appear here too).")
+
+# -- one run ---------------------------------------------------------------------------------------------------
+names = [r.name for r in runs]
+if st.session_state.get("runs_select_next") in names:
+    st.session_state["runs_selected"] = st.session_state.pop("runs_select_next")
+if st.session_state.get("runs_selected") not in names:
+    st.session_state["runs_selected"] = names[0]
+chosen = st.selectbox("Run", names, key="runs_selected",
+                      format_func=lambda n: f"{n} ({next(r.state for r in runs if r.name == n)})")
+run = next(r for r in runs if r.name == chosen)
+st.subheader(run.name)
+
+if run.broken:
+    st.error(run.error, icon=STATE_ICONS["broken"])
+else:
+    st.markdown(f"{run.description or run.dataset} · **{run.state}** · {run.done}/{run.total} stages · "
+                f"{run.trials} trial(s) × {run.stages} stages · methods: {', '.join(run.methods)}")
+    if run.state == "failed" and run.error:
+        st.error(f"The run failed: {run.error}")
+    actions = st.columns(4)
+    if run.state == "running":
+        if actions[0].button("Stop", icon=":material/stop:", help="Ends the run's process; it can be resumed later."):
+            st.toast("Stopping…" if stop(run.path) else "The run's process is not running.")
+            time.sleep(1.0)
+            st.rerun()
+    elif run.state in ("interrupted", "failed", "created") and run.done < run.total:
+        if actions[0].button("Resume", icon=":material/play_arrow:", help="Continues at the last finished stage."):
+            _processes()[run.name] = launch(run_command(resume=run.path, threads=1), log_path(RUNS_DIR, run.name))
+            time.sleep(1.0)
+            st.rerun()
+
+    try:
+        metrics = store.load_metrics(run.path)
+    except TavaalError as e:
+        st.error(str(e))
+        metrics = None
+    if metrics is not None and len(metrics):
+        curves = statistics.learning_curve_frame(metrics, methods=run.methods)
+        views.explain("curves")
+        views.chart(figures.learning_curves(curves, title=f"{run.name}: mean ± std over trials"), key="runs_curves")
+        if curves["trials"].max() < 2:
+            st.caption("One trial so far: std bands and p-values need at least two.")
+        with st.expander("Numbers: accuracy, improvement over random and paired t-test p-values", expanded=False):
+            st.dataframe(statistics.curve_table(curves), hide_index=True, width="stretch",
+                         column_config={"p vs random": st.column_config.NumberColumn(format="%.3g")})
+            last = int(metrics["stage"].max())
+            stage = st.slider("Stage for the pairwise tests", 0, last, last, key="runs_test_stage") if last else 0
+            st.caption(f"Paired t-test p-values between every two methods at stage {stage} (NaN: fewer than two "
+                       "trials, or identical results).")
+            st.dataframe(statistics.p_value_matrix(metrics, stage, methods=run.methods), width="stretch")
+    elif metrics is not None:
+        st.caption("No finished stage yet.")
+
+    # open one trial in every view of the app
+    trials = store.stored_trials(run.path)
+    if trials:
+        c1, c2 = st.columns([1, 3])
+        trial = c1.selectbox("Trial", trials, key="runs_trial")
+        if c2.button("Open this trial in every view", icon=":material/open_in_new:", type="primary"):
+            try:
+                records = store.load_trial_records(run.path, trial, run.methods)
+                spec = Experiment.open(run.path).spec
+                key = f"run:{run.name}:trial{trial}"
+                open_source(Source.from_records(key, f"Run {run.name}, trial {trial}", records,
+                                                config=spec.trial_config(trial, spec.methods[0])))
+                st.session_state.setdefault("_kept", {})["view_source"] = key
+                st.success(f"Opened trial {trial} of {run.name}: pick **Run {run.name}, trial {trial}** in the "
+                           "Feature map, Discriminator, Loss, Class balance and Learning curves pages.")
+            except TavaalError as e:
+                st.error(str(e))
+
+    with st.expander("Export", icon=":material/download:"):
+        if st.button("Write metrics (CSV), selections and scores (JSON)", key="runs_export"):
+            try:
+                files = store.export_run(run.path)
+                st.success("Wrote " + ", ".join(f"`{f}`" for f in files))
+            except TavaalError as e:
+                st.error(str(e))
+        if metrics is not None and len(metrics):
+            st.download_button("Download metrics.csv", metrics.to_csv(index=False), file_name=f"{run.name}-metrics.csv",
+                               mime="text/csv", key="runs_download")
+
+    with st.expander("Environment and log", icon=":material/info:"):
+        try:
+            st.json(store.read_environment(run.path), expanded=False)
+        except TavaalError as e:
+            st.caption(str(e))
+        log = log_path(RUNS_DIR, run.name)
+        if log.is_file():
+            st.code("\n".join(log.read_text(errors="replace").splitlines()[-30:]) or "(empty)")
+
+# delete (also for broken runs), with a confirmation
+with st.expander("Delete this run", icon=":material/delete:"):
+    if run.state == "running":
+        st.caption("Stop the run before deleting it.")
+    else:
+        sure = st.checkbox(f"Yes, delete `{run.path}` and everything in it", key=f"runs_sure_{run.name}")
+        if st.button("Delete", type="secondary", disabled=not sure, icon=":material/delete_forever:",
+                     key="runs_delete"):
+            try:
+                store.delete_run(run.path)
+                st.session_state.pop("runs_selected", None)
+                st.toast(f"Deleted {run.name}")
+                st.rerun()
+            except (TavaalError, OSError) as e:
+                st.error(str(e))
+

@@ -1,0 +1,333 @@
+"""``python -m tavaal_core ...``: headless experiment runs.
+
+Commands::
+
+    run (--preset NAME | --config FILE) [--methods a,b] [--trials N] [--stages N] [--seed N]
+        [--device auto|cpu|cuda] [--output DIR] [--name NAME] [--threads N] [--quiet]
+    run --resume RUN_DIR [--threads N] [--quiet]
+    list [--output DIR]
+    export RUN_DIR [--to DIR]
+    summary RUN_DIR
+    presets
+
+Exit codes: 0 done; 2 bad input (one line on stderr naming the field and the allowed values, no
+traceback); 1 the run failed (one line; the status file keeps the message); 130 interrupted (Ctrl-C or
+SIGTERM; the run folder can be resumed).
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from .errors import ConfigError, TavaalError
+
+PROG = "python -m tavaal_core"
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints usage + message and exits; we want one line
+        raise UsageError(message)
+
+
+def _positive_int():
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
+        return value
+    return parse
+
+
+def _non_negative_int():
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {value}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="TA-VAAL Explorer: run, resume, list and export experiments.")
+    sub = parser.add_subparsers(dest="command", metavar="{run,list,export,summary,presets}", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run an experiment (a preset or a config file), or resume one")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--preset", help="a preset name (see `presets`)")
+    source.add_argument("--config", help="an experiment file (.json, .yaml)")
+    source.add_argument("--resume", metavar="RUN_DIR", help="continue a run folder where it stopped")
+    run.add_argument("--methods", help="comma-separated methods (default: the preset's)")
+    run.add_argument("--trials", type=_positive_int(), help="number of trials (seeds seed, seed+1, ...)")
+    run.add_argument("--stages", type=_positive_int(), help="active-learning stages per trial")
+    run.add_argument("--seed", type=_non_negative_int(), help="base seed (trial t uses seed + t)")
+    run.add_argument("--device", help="auto, cpu or cuda")
+    run.add_argument("--output", default="runs", help="folder holding the run folders (default: runs/)")
+    run.add_argument("--name", help="run folder name (default: <preset>-<date>-<time>)")
+    run.add_argument("--threads", type=_positive_int(), help="torch CPU threads (default: torch's choice)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    lst = sub.add_parser("list", help="list the runs in a folder")
+    lst.add_argument("--output", default="runs", help="folder holding the run folders (default: runs/)")
+
+    exp = sub.add_parser("export", help="write a run's metrics (CSV), selections and scores (JSON)")
+    exp.add_argument("run_dir", metavar="RUN_DIR")
+    exp.add_argument("--to", help="destination folder (default: RUN_DIR/export)")
+
+    summ = sub.add_parser("summary", help="print a run's learning curves and p-values")
+    summ.add_argument("run_dir", metavar="RUN_DIR")
+
+    sub.add_parser("presets", help="list the presets")
+    return parser
+
+
+# -- commands ------------------------------------------------------------------------------------------
+def _build_spec(args):
+    from .experiment import validate_methods
+    from .presets import load_preset, load_spec_file
+
+    if args.preset is None and args.config is None:
+        raise UsageError("run: give --preset NAME, --config FILE or --resume RUN_DIR")
+    spec = load_preset(args.preset) if args.preset is not None else load_spec_file(args.config)
+    methods = None
+    if args.methods is not None:
+        methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+        validate_methods(methods)
+    changes = {}
+    if args.stages is not None:
+        changes["stages"] = args.stages
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    if args.device is not None:
+        changes["device"] = args.device
+    return spec.with_(methods=methods, trials=args.trials, **changes)
+
+
+class _Bars:
+    """tqdm bars on stderr: one for the whole experiment (stages), one for the current phase."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.total_bar = None
+        self.phase_bar = None
+        self.phase_key = None
+
+    def __call__(self, event):
+        if not self.enabled:
+            return
+        if not self.tty:  # a log file (e.g. a run started from the app): one line per finished stage
+            if event.kind == "stage":
+                print(f"[{event.done}/{event.total}] trial {event.trial} {event.method} stage {event.stage}: "
+                      f"{event.record.labeled_count} labels, accuracy {event.record.accuracy:.4f}",
+                      file=sys.stderr, flush=True)
+            return
+        from tqdm import tqdm
+
+        if event.kind == "start":
+            self.total_bar = tqdm(total=event.total, initial=event.done, desc="stages", unit="stage",
+                                  file=sys.stderr, position=0, dynamic_ncols=True)
+        elif event.kind == "phase":
+            key = (event.trial, event.method, event.stage, event.phase)
+            if key != self.phase_key:
+                self._close_phase()
+                self.phase_key = key
+                self.phase_bar = tqdm(total=100, desc=f"trial {event.trial} {event.method} stage {event.stage}: "
+                                                       f"{event.phase}", unit="%", file=sys.stderr, position=1,
+                                      leave=False, dynamic_ncols=True, bar_format="{l_bar}{bar}| {postfix}")
+            self.phase_bar.n = int(round(100 * min(max(event.fraction, 0.0), 1.0)))
+            self.phase_bar.set_postfix_str(event.message[:60], refresh=True)
+        elif event.kind == "stage":
+            self._close_phase()
+            if self.total_bar is not None:
+                self.total_bar.update(1)
+                self.total_bar.set_postfix_str(f"last: {event.method} t{event.trial} s{event.stage} "
+                                               f"acc {event.record.accuracy:.3f}")
+        elif event.kind == "finish":
+            self.close()
+
+    def _close_phase(self):
+        if self.phase_bar is not None:
+            self.phase_bar.close()
+            self.phase_bar = None
+            self.phase_key = None
+
+    def close(self):
+        self._close_phase()
+        if self.total_bar is not None:
+            self.total_bar.close()
+            self.total_bar = None
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def cmd_run(args) -> int:
+    from .experiment import Experiment
+
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.resume is not None:
+        given = [f"--{k}" for k in ("methods", "trials", "stages", "seed", "device", "name")
+                 if getattr(args, k) is not None]
+        if given:
+            raise UsageError(f"--resume continues the run's own config; drop {', '.join(given)}")
+        experiment = Experiment.open(args.resume)
+        experiment.check_not_running()
+    else:
+        spec = _build_spec(args)
+        experiment = Experiment.create(spec, args.output, args.name)
+    print(f"run folder: {experiment.run_dir}", file=sys.stderr, flush=True)
+    # SIGTERM (e.g. the app's Stop button) ends the run like Ctrl-C: status 'interrupted', resumable.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    bars = _Bars(not args.quiet)
+    try:
+        experiment.run(bars)
+    except KeyboardInterrupt:
+        bars.close()
+        print(f"{PROG}: interrupted; resume with: {PROG} run --resume {experiment.run_dir}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except TavaalError as e:  # a user-fixable failure during the run (also recorded in status.json)
+        bars.close()
+        print(f"{PROG}: error: {_one_line(e)} (run folder: {experiment.run_dir})", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        bars.close()
+        signal.signal(signal.SIGTERM, previous)
+    _print_summary(experiment.run_dir)
+    print(experiment.run_dir)
+    return 0
+
+
+def _print_summary(run_dir):
+    from . import statistics, store
+
+    metrics = store.load_metrics(run_dir)
+    if metrics.empty:
+        return
+    try:
+        methods = store.read_spec(run_dir)["methods"]
+    except store.StoreError:
+        methods = None
+    final = statistics.final_summary(metrics, methods=methods)
+    lines = [f"final stage ({int(final['labeled_count'].iloc[0])} labels): accuracy mean +- std over trials; "
+             f"improvement over random; paired t-test p"]
+    for row in final.itertuples():
+        std = "" if row.accuracy_std != row.accuracy_std else f" +- {row.accuracy_std:.4f}"
+        imp = "" if row.improvement_mean != row.improvement_mean else f"  {row.improvement_mean:+.4f}"
+        p = "" if row.p_value_vs_random != row.p_value_vs_random else f"  p={row.p_value_vs_random:.3g}"
+        lines.append(f"  {row.method:<12} {row.accuracy_mean:.4f}{std}  (n={row.trials}){imp}{p}")
+    print("\n".join(lines), file=sys.stderr)
+
+
+def cmd_list(args) -> int:
+    from . import store
+
+    runs = store.list_runs(args.output)
+    if not runs:
+        print(f"no runs in {args.output}")
+        return 0
+    header = f"{'name':<36} {'state':<12} {'dataset':<10} {'trials':>6} {'progress':>10}  methods"
+    print(header)
+    for r in runs:
+        if r.broken:
+            print(f"{r.name:<36} {'broken':<12} {r.error}")
+        else:
+            line = f"{r.name:<36} {r.state:<12} {r.dataset:<10} {r.trials:>6} {r.done:>5}/{r.total:<4}  {','.join(r.methods)}"
+            if r.state == "failed" and r.error:
+                line += f"  ({r.error})"
+            print(line)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from . import store
+
+    files = store.export_run(args.run_dir, args.to)
+    for f in files:
+        print(f)
+    return 0
+
+
+def cmd_summary(args) -> int:
+    import pandas as pd
+
+    from . import statistics, store
+
+    metrics = store.load_metrics(args.run_dir)
+    if metrics.empty:
+        print("no finished stages yet")
+        return 0
+    with pd.option_context("display.max_rows", 500, "display.width", 160, "display.float_format", "{:.4f}".format):
+        print(statistics.learning_curve_frame(metrics).to_string(index=False))
+        sig = statistics.significant_cases(metrics)
+        print(f"\npaired t-tests with p < 0.05: {len(sig)}")
+        if len(sig):
+            print(sig.to_string(index=False))
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from .presets import preset_summaries
+
+    for p in preset_summaries():
+        if p["error"]:
+            print(f"{p['name']:<26} BROKEN: {p['error']}")
+        else:
+            print(f"{p['name']:<26} {p['dataset']:<9} {p['trials']} trials x {p['stages']} stages  "
+                  f"[{', '.join(p['methods'])}]  {p['description']}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "export": cmd_export, "summary": cmd_summary, "presets": cmd_presets}
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return " ".join(lines) if lines else ""
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            raise UsageError(f"give a command: {', '.join(COMMANDS)} (see {PROG} --help)")
+        return COMMANDS[args.command](args)
+    except UsageError as e:
+        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ConfigError, TavaalError) as e:
+        # Refused before anything ran: a bad value (ConfigError), absent dataset files
+        # (DatasetUnavailable), an unreadable run folder (StoreError).
+        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as e:  # a folder that cannot be made, a full disk ...: one line, not a traceback
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"{PROG}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

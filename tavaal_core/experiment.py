@@ -1,0 +1,435 @@
+"""Multi-trial comparisons (seed 004's Algorithm 1; TA-VAAL's Figures 3, 4 and 6), resumable.
+
+An experiment is a base config + methods + trials. Trial ``t`` runs every method with the seed
+``config.seed + t``, so all methods of a trial start from the same initial labels and the same model
+initialisations (the engine derives every random draw from (seed, stage, purpose)). Each (trial, method)
+is one :class:`~tavaal_core.ActiveLearner` run stage by stage; after each stage its record is written
+atomically into the run folder (see :mod:`tavaal_core.store`).
+
+Resume: finished (trial, method) runs are skipped; a partly finished one is *replayed*: a fresh learner
+gets the stored stages' picks added to its pool (nothing is recomputed), then continues. Because the
+engine's randomness depends only on (seed, stage, purpose) and the labeled pool, the continued stages
+equal those of an uninterrupted run.
+
+>>> spec = ExperimentSpec(ExperimentConfig(dataset="moons", stages=3), methods=("random", "lloss"), trials=2)
+>>> run = Experiment.create(spec, "runs")          # doctest: +SKIP
+>>> run.run()                                      # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import store
+from .config import ExperimentConfig
+from .engine import ActiveLearner
+from .errors import ConfigError, TavaalError
+from .records import StageRecord
+from .store import StoreError
+from .strategies import available_methods, get_strategy
+
+MAX_TRIALS = 1000
+# Least time between two status.json writes for phase progress (stage starts and ends are always written).
+STATUS_INTERVAL_S = float(os.environ.get("TAVAAL_STATUS_INTERVAL", "1.0"))
+
+
+# -- the spec ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """What to run: a base config (its ``method`` is ignored), the methods to compare, the trials.
+
+    Trial ``t`` uses ``config.seed + t`` for every method."""
+
+    config: ExperimentConfig
+    methods: tuple[str, ...]
+    trials: int = 1
+    preset: str | None = None
+    description: str = ""
+    notes: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        methods = self.methods
+        if isinstance(methods, str):
+            methods = tuple(m.strip() for m in methods.split(",") if m.strip())
+        object.__setattr__(self, "methods", tuple(methods))
+        object.__setattr__(self, "notes", dict(self.notes or {}))
+        validate_methods(self.methods)
+        validate_trials(self.trials)
+        if not isinstance(self.config, ExperimentConfig):
+            raise ConfigError("config", f"must be an ExperimentConfig, got {type(self.config).__name__}")
+        if self.config.method != self.methods[0]:
+            object.__setattr__(self, "config", self.config.with_(method=self.methods[0]))
+
+    def trial_seed(self, trial: int) -> int:
+        return self.config.seed + int(trial)
+
+    def trial_config(self, trial: int, method: str) -> ExperimentConfig:
+        return self.config.with_(method=method, seed=self.trial_seed(trial))
+
+    @property
+    def stages(self) -> int:
+        return self.config.stages
+
+    @property
+    def total_stages(self) -> int:
+        return len(self.methods) * self.trials * self.config.stages
+
+    def with_(self, *, methods=None, trials=None, **config_changes) -> "ExperimentSpec":
+        """A copy with other methods / trials and config fields changed (e.g. ``stages=3``)."""
+        config = self.config.with_(**config_changes) if config_changes else self.config
+        return dataclasses.replace(self, config=config,
+                                   methods=self.methods if methods is None else methods,
+                                   trials=self.trials if trials is None else trials)
+
+    def to_dict(self) -> dict:
+        config = self.config.to_dict()
+        config.pop("method", None)
+        return {"preset": self.preset, "description": self.description, "methods": list(self.methods),
+                "trials": self.trials, "config": config, "notes": dict(self.notes)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ExperimentSpec":
+        """From ``{config: {...}, methods: [...], trials: N, preset?, description?, notes?}`` (the format of
+        presets and of a run's ``config.json``)."""
+        if not isinstance(data, dict):
+            raise ConfigError("config", "an experiment spec must be a mapping with config, methods and trials")
+        config = data.get("config")
+        if not isinstance(config, dict):
+            raise ConfigError("config", "must be a mapping of ExperimentConfig fields")
+        methods = data.get("methods")
+        if methods is None and "method" in config:
+            methods = [config["method"]]
+        if isinstance(methods, str):
+            methods = [m.strip() for m in methods.split(",") if m.strip()]
+        if not isinstance(methods, (list, tuple)) or not methods:
+            raise ConfigError("methods", f"must be a non-empty list; choose from: {', '.join(available_methods())}")
+        validate_methods(methods)
+        config = dict(config, method=methods[0])
+        return cls(config=ExperimentConfig.from_dict(config), methods=tuple(methods),
+                   trials=data.get("trials", 1), preset=data.get("preset"),
+                   description=str(data.get("description") or ""), notes=data.get("notes") or {})
+
+
+def validate_methods(methods) -> None:
+    allowed = available_methods()
+    if not methods:
+        raise ConfigError("methods", f"give at least one method; choose from: {', '.join(allowed)}")
+    for m in methods:
+        if not isinstance(m, str) or m not in allowed:
+            raise ConfigError("methods", f"unknown method {m!r}; choose from: {', '.join(allowed)}")
+    duplicates = sorted({m for m in methods if list(methods).count(m) > 1})
+    if duplicates:
+        raise ConfigError("methods", f"each method once, {duplicates[0]!r} is given twice")
+
+
+def validate_trials(trials) -> None:
+    if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)):
+        raise ConfigError("trials", f"must be a whole number from 1 to {MAX_TRIALS}, got {trials!r}")
+    if not 1 <= trials <= MAX_TRIALS:
+        raise ConfigError("trials", f"must be from 1 to {MAX_TRIALS}, got {trials}")
+
+
+# -- progress ----------------------------------------------------------------------------------------
+@dataclass
+class ProgressEvent:
+    """What an experiment reports while it runs.
+
+    kind: ``"start"`` (a run session begins), ``"run"`` (a (trial, method) begins; ``stage`` = first stage
+    to compute), ``"phase"`` (the engine's progress within a stage), ``"stage"`` (a stage finished and
+    was written; ``record`` set), ``"skip"`` (a finished (trial, method) is skipped), ``"finish"``."""
+
+    kind: str
+    trial: int = 0
+    method: str = ""
+    stage: int = 0
+    done: int = 0
+    total: int = 0
+    phase: str = ""
+    fraction: float = 0.0
+    message: str = ""
+    record: StageRecord | None = None
+
+
+ExperimentProgress = Callable[[ProgressEvent], None]
+
+
+def _noop(*args) -> None:
+    pass
+
+
+# -- replay ------------------------------------------------------------------------------------------
+def replay(learner: ActiveLearner, records: list[StageRecord], where: str = "") -> None:
+    """``ActiveLearner.restore`` with its refusal turned into a ``StoreError`` naming the run's files."""
+    try:
+        learner.restore(records)
+    except ValueError as exc:
+        raise StoreError(f"{where}: {exc}" if where else str(exc)) from None
+
+
+# -- the runner --------------------------------------------------------------------------------------
+def default_run_name(spec: ExperimentSpec) -> str:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{spec.preset or spec.config.dataset}-{stamp}"
+
+
+class Experiment:
+    """One run folder and the loop that fills it. ``create`` a new run or ``open`` an existing one, then
+    ``run()`` (which resumes wherever the folder stands)."""
+
+    def __init__(self, run_dir: str | os.PathLike, spec: ExperimentSpec):
+        self.run_dir = Path(run_dir)
+        self.spec = spec
+        self._dataset = None
+        self._first_learner: ActiveLearner | None = None
+
+    # -- construction ----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, spec: ExperimentSpec, output: str | os.PathLike = "runs", name: str | None = None,
+               check: bool = True) -> "Experiment":
+        """Make a new run folder under ``output`` holding the spec, the environment and a status. An
+        explicit ``name`` that is taken is refused (ConfigError 'name'); the default name gets a suffix.
+
+        With ``check`` the first learner is started before the folder is made, so a bad config (e.g. a
+        budget larger than the pool) or an absent dataset is refused without leaving a folder behind."""
+        explicit = name is not None
+        name = store.check_run_name(name) if explicit else default_run_name(spec)
+        if explicit and (Path(output) / name).exists():
+            store.new_run_dir(output, name, exclusive=True)  # raises ConfigError('name', ...)
+        experiment = cls(Path(output) / name, spec)
+        if check:
+            experiment._first_learner = experiment._learner(0, spec.methods[0])
+        # a name the user chose is never silently changed; a default (timestamped) one gets a suffix if taken
+        experiment.run_dir = store.new_run_dir(output, name, exclusive=explicit)
+        store.write_spec(experiment.run_dir, {**spec.to_dict(), "created": store.now_iso()})
+        device = experiment._first_learner.device if experiment._first_learner else spec.config.device
+        store.write_environment(experiment.run_dir, store.environment(str(device)))
+        store.write_status(experiment.run_dir, {"state": "created", "created": store.now_iso(),
+                                                "done": 0, "total": spec.total_stages})
+        return experiment
+
+    @classmethod
+    def open(cls, run_dir: str | os.PathLike) -> "Experiment":
+        """An existing run folder (to resume, or to read)."""
+        run_dir = store.require_run_dir(run_dir)
+        spec = ExperimentSpec.from_dict(store.read_spec(run_dir))
+        return cls(run_dir, spec)
+
+    # -- state -----------------------------------------------------------------------------------
+    def finished(self, trial: int, method: str) -> int:
+        return min(store.finished_stages(self.run_dir, method, trial), self.spec.stages)
+
+    def counts(self) -> tuple[int, int]:
+        done = sum(self.finished(t, m) for t in range(self.spec.trials) for m in self.spec.methods)
+        return done, self.spec.total_stages
+
+    def status(self) -> dict:
+        return store.read_status(self.run_dir)
+
+    def _dataset_for(self, config: ExperimentConfig):
+        if self._dataset is None:
+            from .data import load_dataset
+
+            self._dataset = load_dataset(config.dataset, **config.dataset_options)
+        return self._dataset
+
+    def _learner(self, trial: int, method: str) -> ActiveLearner:
+        config = self.spec.trial_config(trial, method)
+        learner = ActiveLearner(config, dataset=self._dataset_for(config))
+        return learner.start()
+
+    def check_not_running(self) -> None:
+        """Raise StoreError when another live process is running this run folder."""
+        try:
+            status = store.read_status(self.run_dir)
+        except StoreError:
+            return
+        pid = status.get("pid")
+        if status.get("state") == "running" and pid and pid != os.getpid() \
+                and store.effective_state(status, self.run_dir) == "running":
+            raise StoreError(f"{self.run_dir}: is still running (process {pid}); stop it before resuming")
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self, progress: ExperimentProgress | None = None) -> dict:
+        """Run every unfinished stage; returns the final status. Resumes a partly written folder.
+
+        On an exception the status records ``failed`` (or ``interrupted`` for KeyboardInterrupt /
+        SystemExit) with the message, and the exception propagates."""
+        progress = progress or _noop
+        self.check_not_running()
+        lock = store.lock_run(self.run_dir)  # one writer per run folder, released by the OS if this process dies
+        try:
+            return self._run(progress)
+        finally:
+            lock.close()
+
+    def _run(self, progress: ExperimentProgress) -> dict:
+        spec, run_dir = self.spec, self.run_dir
+        store.remove_temp_files(run_dir)  # left by a killed writer; the targets themselves are whole
+        done, total = self.counts()
+        try:
+            previous = store.read_status(run_dir)
+        except StoreError:
+            previous = {}
+        session_start = time.perf_counter()
+        base_seconds = float(previous.get("run_seconds") or 0.0)
+        status = {
+            "state": "running", "pid": os.getpid(), "host": socket.gethostname(),
+            "created": previous.get("created") or store.now_iso(), "started": store.now_iso(),
+            "sessions": int(previous.get("sessions") or 0) + 1, "done": done, "total": total,
+            "run_seconds": base_seconds, "error": None, "current": {}, "last": previous.get("last"),
+        }
+        store.write_status(run_dir, status)
+        last_write = [0.0]
+
+        def write_status(force: bool = False, **changes):
+            status.update(changes)
+            now = time.perf_counter()
+            if force or now - last_write[0] >= STATUS_INTERVAL_S:
+                status["run_seconds"] = base_seconds + (now - session_start)
+                store.write_status(run_dir, status)
+                last_write[0] = now
+
+        try:
+            rows = store.metrics_rows_from_records(run_dir)
+            if rows:
+                store.write_metrics(run_dir, rows)
+            progress(ProgressEvent("start", done=done, total=total))
+            for trial in range(spec.trials):
+                seed = spec.trial_seed(trial)
+                for method in spec.methods:
+                    finished = self.finished(trial, method)
+                    if finished >= spec.stages:
+                        progress(ProgressEvent("skip", trial, method, finished, done, total))
+                        continue
+                    if self._first_learner is not None and trial == 0 and method == spec.methods[0] and finished == 0:
+                        learner = self._first_learner
+                    else:
+                        learner = self._learner(trial, method)
+                    self._first_learner = None
+                    where = f"{run_dir}/records/{method}/trial{trial}"
+                    replay(learner, store.load_records(run_dir, method, trial, spec.stages), where)
+                    progress(ProgressEvent("run", trial, method, learner.stage, done, total))
+                    while not learner.done:
+                        stage = learner.stage
+                        current = {"trial": trial, "method": method, "stage": stage, "phase": "", "fraction": 0.0,
+                                   "message": ""}
+                        write_status(force=True, current=current)
+
+                        def on_phase(phase, fraction, message, _t=trial, _m=method, _s=stage):
+                            current.update(phase=phase, fraction=float(fraction), message=str(message))
+                            write_status()
+                            progress(ProgressEvent("phase", _t, _m, _s, done, total, phase, float(fraction), str(message)))
+
+                        record = learner.step(on_phase)
+                        store.save_record(run_dir, trial, record, seed=seed)
+                        rows.append(store.record_metrics_row(record, trial, seed))
+                        store.write_metrics(run_dir, rows)
+                        done += 1
+                        write_status(force=True, done=done, current={}, last={
+                            "trial": trial, "method": method, "stage": stage,
+                            "accuracy": float(record.accuracy), "labeled_count": int(record.labeled_count)})
+                        progress(ProgressEvent("stage", trial, method, stage, done, total, record=record))
+                    del learner
+        except (KeyboardInterrupt, SystemExit):
+            write_status(force=True, state="interrupted", pid=None, stopped=store.now_iso(),
+                         error="interrupted by the user or a signal")
+            raise
+        except BaseException as e:
+            write_status(force=True, state="failed", pid=None, stopped=store.now_iso(), error=_one_line(e))
+            raise
+        write_status(force=True, state="finished", pid=None, finished=store.now_iso(), current={})
+        progress(ProgressEvent("finish", done=done, total=total))
+        return dict(status)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    text = text[0] if text else ""
+    return text if isinstance(e, TavaalError) else f"{type(e).__name__}: {text}"
+
+
+def run_experiment(spec: ExperimentSpec, output="runs", name: str | None = None,
+                   progress: ExperimentProgress | None = None) -> Path:
+    """Create a run folder, run it to the end, return its path."""
+    experiment = Experiment.create(spec, output, name)
+    experiment.run(progress)
+    return experiment.run_dir
+
+
+def resume_experiment(run_dir, progress: ExperimentProgress | None = None) -> Path:
+    experiment = Experiment.open(run_dir)
+    experiment.run(progress)
+    return experiment.run_dir
+
+
+# -- background runs (the app's Runs page starts runs as separate processes) ---------------------------------
+LOGS_DIR = ".logs"
+
+
+def log_path(output, name: str) -> Path:
+    """Where a background run's stdout / stderr go: ``<output>/.logs/<name>.log`` (hidden from listings)."""
+    return Path(output) / LOGS_DIR / f"{name}.log"
+
+
+def run_command(*, output=None, name: str | None = None, preset: str | None = None, config_file=None,
+                methods=None, trials: int | None = None, stages: int | None = None, seed: int | None = None,
+                device: str | None = None, resume=None, threads: int | None = None) -> list[str]:
+    """The ``python -m tavaal_core run ...`` command line for these settings (checked by the CLI itself)."""
+    import sys
+
+    cmd = [sys.executable, "-m", "tavaal_core", "run"]
+    if resume is not None:
+        cmd += ["--resume", str(resume)]
+    else:
+        cmd += ["--preset", preset] if preset is not None else ["--config", str(config_file)]
+        if methods:
+            cmd += ["--methods", ",".join(methods)]
+        for flag, value in (("--trials", trials), ("--stages", stages), ("--seed", seed), ("--device", device),
+                            ("--output", output), ("--name", name)):
+            if value is not None:
+                cmd += [flag, str(value)]
+    if threads is not None:
+        cmd += ["--threads", str(int(threads))]
+    return cmd + ["--quiet"]
+
+
+def launch(cmd: list[str], log_file) -> "subprocess.Popen":
+    """Start ``cmd`` as a separate process in its own session (so it survives the app's script reruns and
+    a Stop signal reaches only it), its output appended to ``log_file``."""
+    import subprocess
+
+    log_file = Path(log_file)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    with open(log_file, "ab") as log:
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                cwd=os.getcwd(), start_new_session=True, close_fds=True)
+
+
+def stop(run_dir) -> bool:
+    """Ask a running run's process to stop (SIGTERM: the CLI records 'interrupted', resumable).
+    Returns False when no live process owns the run."""
+    import signal
+
+    try:
+        status = store.read_status(run_dir)
+    except StoreError:
+        return False
+    pid = status.get("pid")
+    if store.effective_state(status, run_dir) != "running" or not store.process_alive(pid, status.get("host")):
+        return False
+    try:
+        os.kill(int(pid), signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

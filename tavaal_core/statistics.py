@@ -1,0 +1,194 @@
+"""Aggregates over trials: learning curves, improvement over random, paired t-tests.
+
+Input: a metrics frame with one row per (trial, method, stage) and at least the columns ``trial``,
+``method``, ``stage``, ``labeled_count``, ``accuracy`` (``store.load_metrics`` gives one). Trials share
+their seed across methods (trial t starts every method from the same initial labels), so two methods'
+accuracies at a stage are paired by trial; improvements and t-tests use only the trials both have.
+
+- Mean and standard deviation of accuracy per (method, stage). ``std`` is the sample standard deviation
+  (ddof = 1) and NaN with a single trial.
+- Improvement over random per stage (TA-VAAL Figures 3 and 4): mean over trials of
+  ``accuracy(method, trial) - accuracy(random, trial)``.
+- Paired t-test p-values (``scipy.stats.ttest_rel``, two-sided) per stage against random and between
+  any two methods (seed 004 reports p < 0.05 cases). NaN when fewer than 2 paired trials or when the
+  paired differences have zero variance (the test is undefined there).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+
+BASELINE = "random"
+CURVE_COLUMNS = ("method", "stage", "labeled_count", "accuracy_mean", "accuracy_std", "trials",
+                 "improvement_mean", "p_value_vs_random")
+PAIRWISE_COLUMNS = ("stage", "labeled_count", "method_a", "method_b", "trials", "mean_difference", "p_value")
+_REQUIRED = ("trial", "method", "stage", "labeled_count", "accuracy")
+
+
+def paired_t_test(a, b) -> float:
+    """Two-sided paired t-test p-value of ``a`` vs ``b`` (same trials, same order).
+
+    NaN when fewer than two pairs, when any value is not finite, or when the differences have zero
+    variance up to rounding (then ``ttest_rel`` is undefined: NaN for identical samples, 0 for a
+    constant shift)."""
+    from scipy import stats
+
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired samples must be 1-d and of equal length, got {a.shape} and {b.shape}")
+    if len(a) < 2 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return math.nan
+    diff = a - b
+    # zero variance up to rounding (accuracies are multiples of 1 / test size; 0.7 - 0.6 != 0.8 - 0.7 in floats)
+    if np.ptp(diff) <= 1e-12 * max(1.0, float(np.abs(diff).max())):
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(stats.ttest_rel(a, b).pvalue)
+    return p if math.isfinite(p) else math.nan
+
+
+def _check(metrics: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in _REQUIRED if c not in metrics.columns]
+    if missing:
+        raise ValueError(f"metrics frame lacks the columns {', '.join(missing)}")
+    return metrics
+
+
+def _method_order(metrics: pd.DataFrame, methods=None) -> list[str]:
+    present = list(dict.fromkeys(metrics["method"].tolist()))
+    if methods is None:
+        return present
+    return [m for m in methods if m in present] + [m for m in present if m not in methods]
+
+
+def accuracy_table(metrics: pd.DataFrame, stage: int) -> pd.DataFrame:
+    """Accuracy at one stage as a (trial x method) table."""
+    _check(metrics)
+    at = metrics[metrics["stage"] == stage]
+    return at.pivot_table(index="trial", columns="method", values="accuracy", aggfunc="first")
+
+
+def learning_curve_frame(metrics: pd.DataFrame, baseline: str = BASELINE, methods=None) -> pd.DataFrame:
+    """The tidy frame ``tavaal_core.figures.learning_curves`` draws: one row per (method, stage) with
+    ``method, stage, labeled_count, accuracy_mean, accuracy_std, trials, improvement_mean,
+    p_value_vs_random``. Improvement and p-value are against ``baseline`` (random), paired by trial;
+    the baseline's own rows have improvement 0 and p NaN; without a baseline both are NaN."""
+    _check(metrics)
+    rows = []
+    if metrics.empty:
+        return pd.DataFrame(columns=list(CURVE_COLUMNS))
+    order = _method_order(metrics, methods)
+    for stage, at in metrics.groupby("stage", sort=True):
+        table = at.pivot_table(index="trial", columns="method", values="accuracy", aggfunc="first")
+        labeled = at.groupby("method")["labeled_count"].first()
+        for method in order:
+            if method not in table.columns:
+                continue
+            acc = table[method].dropna()
+            n = len(acc)
+            improvement = p = math.nan
+            if baseline in table.columns:
+                if method == baseline:
+                    improvement = 0.0 if n else math.nan
+                else:
+                    paired = table[[method, baseline]].dropna()
+                    if len(paired):
+                        diff = paired[method] - paired[baseline]
+                        improvement = float(diff.mean())
+                        p = paired_t_test(paired[method].to_numpy(), paired[baseline].to_numpy())
+            rows.append({
+                "method": method,
+                "stage": int(stage),
+                "labeled_count": int(labeled[method]),
+                "accuracy_mean": float(acc.mean()) if n else math.nan,
+                "accuracy_std": float(acc.std(ddof=1)) if n >= 2 else math.nan,
+                "trials": int(n),
+                "improvement_mean": improvement,
+                "p_value_vs_random": p,
+            })
+    frame = pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
+    frame["method"] = pd.Categorical(frame["method"], categories=order, ordered=True)
+    frame = frame.sort_values(["method", "stage"], kind="stable").reset_index(drop=True)
+    frame["method"] = frame["method"].astype(str)
+    return frame
+
+
+def pairwise_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None) -> pd.DataFrame:
+    """Paired t-tests between every two methods, per stage (or at one stage): ``stage, labeled_count,
+    method_a, method_b, trials, mean_difference (a - b), p_value``."""
+    _check(metrics)
+    rows = []
+    if metrics.empty:
+        return pd.DataFrame(columns=list(PAIRWISE_COLUMNS))
+    order = _method_order(metrics, methods)
+    stages = sorted(metrics["stage"].unique()) if stage is None else [stage]
+    for s in stages:
+        at = metrics[metrics["stage"] == s]
+        table = at.pivot_table(index="trial", columns="method", values="accuracy", aggfunc="first")
+        labeled = at.groupby("method")["labeled_count"].first()
+        for a, b in itertools.combinations([m for m in order if m in table.columns], 2):
+            paired = table[[a, b]].dropna()
+            rows.append({
+                "stage": int(s),
+                "labeled_count": int(labeled[a]),
+                "method_a": a,
+                "method_b": b,
+                "trials": int(len(paired)),
+                "mean_difference": float((paired[a] - paired[b]).mean()) if len(paired) else math.nan,
+                "p_value": paired_t_test(paired[a].to_numpy(), paired[b].to_numpy()),
+            })
+    return pd.DataFrame(rows, columns=list(PAIRWISE_COLUMNS))
+
+
+def p_value_matrix(metrics: pd.DataFrame, stage: int, methods=None) -> pd.DataFrame:
+    """Symmetric (method x method) matrix of paired t-test p-values at one stage (NaN on the diagonal)."""
+    tests = pairwise_tests(metrics, stage=stage, methods=methods)
+    order = _method_order(metrics, methods)
+    present = [m for m in order if m in set(metrics.loc[metrics["stage"] == stage, "method"])]
+    matrix = pd.DataFrame(np.nan, index=present, columns=present)
+    for row in tests.itertuples():
+        matrix.loc[row.method_a, row.method_b] = row.p_value
+        matrix.loc[row.method_b, row.method_a] = row.p_value
+    return matrix
+
+
+def significant_cases(metrics: pd.DataFrame, alpha: float = 0.05, methods=None) -> pd.DataFrame:
+    """The pairwise tests with p < alpha (seed 004's 'p < 0.05 cases'), the better method first."""
+    tests = pairwise_tests(metrics, methods=methods)
+    sig = tests[tests["p_value"] < alpha].copy()
+    swap = sig["mean_difference"] < 0
+    sig.loc[swap, ["method_a", "method_b"]] = sig.loc[swap, ["method_b", "method_a"]].to_numpy()
+    sig.loc[swap, "mean_difference"] = -sig.loc[swap, "mean_difference"]
+    return sig.rename(columns={"method_a": "better", "method_b": "worse"}).reset_index(drop=True)
+
+
+def final_summary(metrics: pd.DataFrame, baseline: str = BASELINE, methods=None) -> pd.DataFrame:
+    """The last stage's row of the learning-curve frame per method (for a CLI summary)."""
+    curves = learning_curve_frame(metrics, baseline=baseline, methods=methods)
+    if curves.empty:
+        return curves
+    last = curves["stage"].max()
+    return curves[curves["stage"] == last].reset_index(drop=True)
+
+
+def curve_table(curves: pd.DataFrame) -> pd.DataFrame:
+    """The learning-curve frame for reading: percentages, one decimal; p-values as they are."""
+    if curves.empty:
+        return pd.DataFrame(columns=["method", "stage", "labeled", "accuracy %", "std", "vs random (points)",
+                                     "p vs random", "trials"])
+    return pd.DataFrame({
+        "method": curves["method"],
+        "stage": curves["stage"],
+        "labeled": curves["labeled_count"],
+        "accuracy %": (100 * curves["accuracy_mean"]).round(1),
+        "std": (100 * curves["accuracy_std"]).round(1),
+        "vs random (points)": (100 * curves["improvement_mean"]).round(1),
+        "p vs random": curves["p_value_vs_random"],
+        "trials": curves["trials"],
+    })
