@@ -33,7 +33,7 @@ _CIFAR = dict(model="resnet18", optimizer="sgd", lr=0.1, momentum=0.9, weight_de
               batch_size=128, initial_size=1000, budget=1000, subset_factor=10, vae_epochs=100,
               vae_batch_size=128)
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "moons": dict(model="mlp", optimizer="adam", lr=0.01, momentum=0.9, weight_decay=0.0, task_epochs=100,
+    "moons": dict(model="mlp", optimizer="adam", lr=0.1, momentum=0.9, weight_decay=0.0, task_epochs=100,
                   batch_size=128, initial_size=20, budget=10, subset_factor=0, vae_epochs=100,
                   vae_batch_size=1024),
     "digits": dict(_IMAGE_SMALL),
