@@ -1,0 +1,301 @@
+"""Controls with validation. Every value goes through ``ExperimentConfig`` (the one place for limits);
+a ``ConfigError`` is shown by ``Form`` right under the control whose field it names, never as a traceback."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from tavaal_core import ConfigError, ExperimentConfig, TavaalError, available_methods, get_strategy
+from tavaal_core.config import DATASET_DEFAULTS, MODELS
+from tavaal_core.data import dataset_info
+from tavaal_core.figures import method_label
+
+from .source import Source, sources
+
+MOONS_METHODS = ["random", "coreset", "vaal", "tavaal"]
+IMAGE_METHODS = ["random", "coreset", "vaal", "tavaal"]
+MAX_STAGES = 30
+MODEL_LABELS = {"mlp": "MLP", "cnn": "Small CNN (fast on a CPU)", "resnet18": "ResNet-18 (CIFAR stem)",
+                "resnet18_imagenet": "ResNet-18 (ImageNet stem)"}
+
+
+class Form:
+    """Error slots under controls: ``form.slot("budget")`` after the budget widget; ``form.show(err)``
+    fills the slot its ``field`` names (or the general slot at the form's top)."""
+
+    def __init__(self, where=None):
+        self.where = where if where is not None else st
+        self.general = self.where.empty()
+        self.slots: dict[str, object] = {}
+
+    def slot(self, *fields: str) -> None:
+        holder = self.where.empty()
+        for f in fields:
+            self.slots[f] = holder
+
+    def show(self, error: Exception) -> None:
+        field = getattr(error, "field", None)
+        target = self.slots.get(field, self.general)
+        target.error(str(error), icon=":material/error:")
+
+
+def persisted(key: str, default):
+    """The value a widget with ``key`` should start from: the last one chosen, kept across pages
+    (streamlit forgets the state of widgets that a page does not draw)."""
+    store = st.session_state.setdefault("_kept", {})
+    if key in st.session_state and st.session_state[key] is not None:
+        store[key] = st.session_state[key]
+    return store.get(key, default)
+
+
+def keep(key: str):
+    """on_change callback that remembers a widget's value beyond its page."""
+    def cb():
+        st.session_state.setdefault("_kept", {})[key] = st.session_state[key]
+    return cb
+
+
+def _widget_default(key: str, default):
+    """Seed a widget's state once (so widgets are created without ``value=`` and keep user changes)."""
+    if key not in st.session_state:
+        st.session_state[key] = persisted(key, default)
+
+
+def methods_select(key: str, default: list[str], where=None, label: str = "Methods") -> list[str]:
+    where = where if where is not None else st
+    names = available_methods()
+    _widget_default(key, [m for m in default if m in names])
+    return where.multiselect(
+        label, names, key=key, format_func=method_label, on_change=keep(key),
+        help="Every registered strategy. Each method gets its own learner; all start from the same labels.",
+    )
+
+
+def describe_methods(methods: list[str], where=None) -> None:
+    """One sentence per chosen method (the registry's description and paper), in a closed expander."""
+    where = where if where is not None else st
+    if not methods:
+        return
+    where = where.expander("What do these methods do?")
+    lines = []
+    for m in methods:
+        s = get_strategy(m)
+        lines.append(f"**{s.label}**: {s.description}" + (f" *({s.paper})*" if s.paper else ""))
+    if lines:
+        where.caption("  \n".join(lines))
+
+
+@dataclass
+class Settings:
+    """What the user asked for: a config (its ``method`` is ignored) and the methods to run side by side."""
+
+    config: ExperimentConfig | None
+    methods: list[str]
+
+    @property
+    def signature(self) -> str:
+        return (self.config.to_json() if self.config else "") + "|" + ",".join(self.methods)
+
+
+def _number(where, label, key, default, min_value, max_value=None, step=1, help=None):
+    _widget_default(key, default)
+    return where.number_input(label, min_value=min_value, max_value=max_value, step=step, key=key, help=help,
+                              on_change=keep(key))
+
+
+def moons_settings(where=None) -> tuple[Settings, Form]:
+    """Sidebar controls of the two-moons playground."""
+    where = where if where is not None else st.sidebar
+    form = Form(where)
+    methods = methods_select("moons_methods", MOONS_METHODS, where)
+    form.slot("methods", "method")
+    describe_methods(methods, where)
+    where.markdown("**Data**")
+    _widget_default("moons_noise", 0.2)
+    noise = where.slider("Noise", 0.0, 0.6, step=0.05, key="moons_noise", on_change=keep("moons_noise"),
+                         help="Standard deviation of the Gaussian noise added to the two half-circles.")
+    form.slot("noise")
+    c1, c2 = where.columns(2)
+    n0 = _number(c1, "Upper moon points", "moons_n0", 500, 1, 5000, help="Training points of class 0.")
+    n1 = _number(c2, "Lower moon points", "moons_n1", 50, 1, 5000,
+                 help="Training points of class 1 (the paper's Figure 1 uses 500 and 50: imbalanced).")
+    form.slot("n_per_class")
+    where.markdown("**Active learning**")
+    c1, c2 = where.columns(2)
+    initial = _number(c1, "Initial labels", "moons_initial", 20, 1, 10000,
+                      help="Random labeled set at stage 0, the same for every method.")
+    budget = _number(c2, "Picks per stage", "moons_budget", 10, 1, 5000, help="Budget b: samples labeled per stage.")
+    form.slot("initial_size", "budget", "stages", "subset_factor")
+    c1, c2 = where.columns(2)
+    epochs = _number(c1, "Task epochs", "moons_epochs", 100, 1, 2000, help="Epochs of the MLP each stage (paper: 100).")
+    vae_epochs = _number(c2, "VAE epochs", "moons_vae_epochs", 50, 1, 2000,
+                         help="Epochs of the VAE + discriminator (VAAL, TA-VAAL) each stage. The paper uses 100; "
+                              "50 keeps a step under a second or two on a CPU.")
+    form.slot("task_epochs", "vae_epochs")
+    seed = _number(where, "Seed", "moons_seed", 0, 0, 2**31 - 1,
+                   help="Same seed, same data, same initial labels, same picks.")
+    form.slot("seed")
+    config = None
+    try:
+        config = ExperimentConfig(
+            dataset="moons", method=methods[0] if methods else "random",
+            dataset_options=dict(n_per_class=(int(n0), int(n1)), noise=float(noise), seed=int(seed)),
+            initial_size=int(initial), budget=int(budget), stages=MAX_STAGES, task_epochs=int(epochs),
+            vae_epochs=int(vae_epochs), seed=int(seed),
+        )
+        if not methods:
+            raise ConfigError("methods", "choose at least one method")
+    except TavaalError as e:
+        form.show(e)
+        config = None
+    return Settings(config, list(methods)), form
+
+
+def image_datasets() -> list[str]:
+    from tavaal_core import available_datasets
+
+    return [d for d in available_datasets() if dataset_info(d)["kind"] == "image"]
+
+
+def _dataset_options(where, name: str, form: Form) -> dict:
+    """A control per loader option (dataset_info); seeds follow the session seed."""
+    info = dataset_info(name)
+    options = {}
+    for opt, default in info["options"].items():
+        key = f"img_opt_{name}_{opt}"
+        if opt == "seed":
+            continue
+        if opt == "root":
+            _widget_default(key, str(default))
+            options[opt] = where.text_input("Data folder (root)", key=key, on_change=keep(key),
+                                            help="Folder holding the files in torchvision's layout.")
+        elif opt == "path":
+            _widget_default(key, "")
+            options[opt] = where.text_input("Path to the .npz file", key=key, on_change=keep(key)) or None
+        elif opt == "test_fraction":
+            _widget_default(key, float(default))
+            options[opt] = where.slider("Test fraction", 0.05, 0.5, step=0.05, key=key, on_change=keep(key))
+        elif opt == "download":
+            continue  # offline by design; the message on a missing dataset says how to fetch it
+        elif isinstance(default, bool):
+            _widget_default(key, default)
+            options[opt] = where.checkbox(opt.replace("_", " "), key=key, on_change=keep(key))
+        elif isinstance(default, str):
+            _widget_default(key, default)
+            options[opt] = where.text_input(opt.replace("_", " "), key=key, on_change=keep(key))
+        form.slot(opt)
+    return options
+
+
+def image_settings(where=None) -> tuple[Settings, Form]:
+    """Sidebar controls of the stage explorer (image datasets)."""
+    where = where if where is not None else st.sidebar
+    form = Form(where)
+    names = image_datasets()
+    _widget_default("img_dataset", "digits")
+    name = where.selectbox("Dataset", names, key="img_dataset", on_change=keep("img_dataset"),
+                           format_func=lambda d: d + ("" if dataset_info(d)["embedded"] else " (needs files)"))
+    where.caption(dataset_info(name)["description"])
+    form.slot("dataset")
+    options = _dataset_options(where, name, form)
+    methods = methods_select("img_methods", IMAGE_METHODS, where)
+    form.slot("methods", "method")
+    describe_methods(methods, where)
+    defaults = DATASET_DEFAULTS.get(name, DATASET_DEFAULTS["digits"])
+    _widget_default("img_imbalance", 1.0)
+    ratio = where.number_input("Imbalance ratio", min_value=1.0, max_value=1000.0, step=1.0, key="img_imbalance",
+                               on_change=keep("img_imbalance"),
+                               help="1 = as is. r > 1 keeps 1/r of the first half of the classes (TA-VAAL's setting).")
+    form.slot("imbalance_ratio", "class_counts")
+    models = [m for m in MODELS if m != "mlp"]
+    _widget_default(f"img_model_{name}", defaults["model"])
+    model = where.selectbox("Task model", models, key=f"img_model_{name}", format_func=MODEL_LABELS.get,
+                            on_change=keep(f"img_model_{name}"))
+    form.slot("model")
+    c1, c2 = where.columns(2)
+    initial = _number(c1, "Initial labels", f"img_initial_{name}", defaults["initial_size"], 1, 100000)
+    budget = _number(c2, "Picks per stage", f"img_budget_{name}", defaults["budget"], 1, 100000)
+    form.slot("initial_size", "budget", "stages", "subset_factor")
+    c1, c2 = where.columns(2)
+    epochs = _number(c1, "Task epochs", f"img_epochs_{name}", min(defaults["task_epochs"], 30), 1, 1000)
+    vae_epochs = _number(c2, "VAE epochs", f"img_vae_epochs_{name}", 15, 1, 1000,
+                         help="VAE + discriminator epochs for VAAL / TA-VAAL (papers: 100; 15 keeps a CPU stage short).")
+    form.slot("task_epochs", "vae_epochs")
+    seed = _number(where, "Seed", "img_seed", 0, 0, 2**31 - 1)
+    form.slot("seed")
+    config = None
+    try:
+        if "seed" in dataset_info(name)["options"]:
+            options["seed"] = int(seed)
+        config = ExperimentConfig(
+            dataset=name, method=methods[0] if methods else "random", dataset_options=options,
+            imbalance_ratio=float(ratio) if ratio > 1 else None, model=model, initial_size=int(initial),
+            budget=int(budget), stages=MAX_STAGES, task_epochs=int(epochs), vae_epochs=int(vae_epochs), seed=int(seed),
+        )
+        if not methods:
+            raise ConfigError("methods", "choose at least one method")
+    except TavaalError as e:
+        form.show(e)
+        config = None
+    return Settings(config, list(methods)), form
+
+
+# -- view pickers -----------------------------------------------------------------------------------------
+def source_picker(key: str = "view_source") -> Source | None:
+    """Choose which session or opened run to look at (only those with at least one stage)."""
+    available = {k: s for k, s in sources().items() if s.stages > 0}
+    if not available:
+        return None
+    keys = list(available)
+    current = persisted(key, keys[0])
+    index = keys.index(current) if current in keys else 0
+    if len(keys) == 1:
+        st.session_state.setdefault("_kept", {})[key] = keys[0]
+        return available[keys[0]]
+    chosen = st.selectbox("Session", keys, index=index, key=key, format_func=lambda k: available[k].title,
+                          on_change=keep(key))
+    return available[chosen]
+
+
+def stage_picker(source: Source, key: str = "view_stage", where=None) -> int:
+    """A stage slider over the stages recorded (latest by default; follows new steps)."""
+    where = where if where is not None else st
+    n = source.stages
+    if n <= 1:
+        where.caption("Stage 0 (step more stages to compare them).")
+        return 0
+    kept = st.session_state.setdefault("_kept", {})
+    seen = kept.get(f"{key}_seen", {})
+    value = persisted(key, n - 1)
+    if seen.get(source.key) != n:  # new stages arrived since last look: jump to the latest
+        value = n - 1
+        seen[source.key] = n
+        kept[f"{key}_seen"] = seen
+    value = min(int(value), n - 1)
+    st.session_state[key] = value
+    return where.slider("Stage", 0, n - 1, key=key, on_change=keep(key),
+                        help="Replays a stored stage: nothing is recomputed.")
+
+
+def method_picker(source: Source, key: str, candidates: list[str] | None = None, label: str = "Method",
+                  where=None, prefer: list[str] | None = None) -> str | None:
+    """One method of ``source``; the first of ``prefer`` it has is the default."""
+    where = where if where is not None else st
+    names = [m for m in (candidates if candidates is not None else source.methods)]
+    if not names:
+        return None
+    default = next((m for m in (prefer or []) if m in names), names[0])
+    current = persisted(key, default)
+    index = names.index(current) if current in names else 0
+    return where.selectbox(label, names, index=index, key=key, format_func=method_label, on_change=keep(key))
+
+
+def methods_picker(source: Source, key: str, candidates: list[str] | None = None, label: str = "Methods",
+                   where=None, default: list[str] | None = None) -> list[str]:
+    where = where if where is not None else st
+    names = candidates if candidates is not None else source.methods
+    kept = persisted(key, default if default is not None else names)
+    default = [m for m in kept if m in names] or list(names)
+    return where.multiselect(label, names, default=default, key=key, format_func=method_label, on_change=keep(key))
+

@@ -1,0 +1,49 @@
+"""Process-wide set-up for the app server, done once."""
+from __future__ import annotations
+
+import os
+import threading
+
+import streamlit as st
+
+
+@st.cache_resource(show_spinner=False)
+def configure() -> None:
+    """One torch thread per computation on a CPU: the app's models are small, where intra-op threads cost
+    more than they give, and on a shared 2-core machine they oversubscribe the cores (a two-moons stage
+    measured 0.1 s with one thread, 0.7-3 s with two under load). ``TAVAAL_TORCH_THREADS`` overrides."""
+    import torch
+
+    threads = os.environ.get("TAVAAL_TORCH_THREADS")
+    if threads:
+        torch.set_num_threads(max(1, int(threads)))
+    elif not torch.cuda.is_available():
+        torch.set_num_threads(1)
+
+
+# One engine computation at a time in this process. The engine seeds model initialisation through torch's
+# global RNG (fork_rng + manual_seed), which two threads (two browser sessions, or a warm-up) would
+# interleave, changing each other's picks; on a 2-core machine running them one after the other also
+# finishes each sooner.
+COMPUTE_LOCK = threading.RLock()
+
+
+@st.cache_resource(show_spinner=False)
+def start_background_warmups():
+    """UMAP's numba compile (10-20 s of CPU) in a background worker process at the lowest priority, once per
+    server, so neither a click nor a Step pays it (see tavaal_core.embedding). Started after the first page
+    has drawn (app.py)."""
+    if os.environ.get("TAVAAL_NO_WARMUP"):
+        return None
+    from tavaal_core import embedding
+
+    return embedding.start_umap_warmup(delay_s=float(os.environ.get("TAVAAL_WARMUP_DELAY", "1")))
+
+
+def inject_style() -> None:
+    """A few CSS touches (assets/style.css): tighter top padding, tabular numbers in metrics."""
+    from pathlib import Path
+
+    css = Path(__file__).resolve().parent.parent / "assets" / "style.css"
+    if css.is_file():
+        st.html(f"<style>{css.read_text()}</style>")

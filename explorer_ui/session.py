@@ -1,0 +1,165 @@
+"""A live session: one ActiveLearner per chosen method, all from the same config and seed (so every
+method starts from the same initial labels), stepped together. Its records are the views' Source."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import streamlit as st
+
+from tavaal_core import ActiveLearner, ExperimentConfig, TavaalError, load_dataset
+from tavaal_core.figures import method_label
+
+from .runtime import COMPUTE_LOCK
+from .source import DatasetMeta, Source
+
+# progress(method index, method, phase, fraction of the phase, message)
+MethodProgress = Callable[[int, str, str, float, str], None]
+
+
+@st.cache_resource(show_spinner=False, max_entries=6)
+def cached_dataset(name: str, options_json: str):
+    """Datasets load once per server (MNIST-5k or CIFAR take seconds); learners never mutate them."""
+    import json
+
+    return load_dataset(name, **json.loads(options_json))
+
+
+def dataset_for(config: ExperimentConfig):
+    import json
+
+    return cached_dataset(config.dataset, json.dumps(config.dataset_options, sort_keys=True, default=list))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _oracle(config_json: str, _learner: ActiveLearner) -> tuple | None:
+    with COMPUTE_LOCK:
+        o = _learner.oracle()
+    return (o.boundary_x, o.boundary_y, o.boundary_prob) if o.boundary_prob.size else None
+
+
+def pool_size(config: ExperimentConfig, ds) -> int:
+    """Training samples left after the config's imbalance / subsample cut."""
+    from tavaal_core.data import imbalanced_counts
+
+    n = len(ds.y_train)
+    if config.imbalance_ratio is not None:
+        n = sum(imbalanced_counts(list(ds.class_counts()), config.imbalance_ratio))
+    elif config.class_counts is not None:
+        n = sum(min(c, a) for c, a in zip(config.class_counts, ds.class_counts()))
+    if config.subsample is not None:
+        n = min(n, config.subsample)
+    return int(n)
+
+
+def fit_stages(config: ExperimentConfig, pool: int, most: int = 30) -> ExperimentConfig:
+    """The config with as many stages (up to ``most``) as the pool allows for its budget; at least one,
+    so that a budget too large for the pool is refused by the engine with its message."""
+    resolved = config.resolve()
+    stages = max(1, min(most, (pool - resolved.initial_size) // max(1, resolved.budget)))
+    return config.with_(stages=stages)
+
+
+@dataclass
+class StepFailure:
+    method: str
+    message: str
+
+
+@dataclass
+class LiveSession:
+    """Learners for ``methods`` under one ``config`` (its ``method`` field is ignored)."""
+
+    key: str
+    title: str
+    config: ExperimentConfig
+    methods: list[str]
+    learners: dict[str, ActiveLearner] = field(default_factory=dict)
+    source: Source | None = None
+    failures: list[StepFailure] = field(default_factory=list)
+    last_step_seconds: float = 0.0
+    signature: str = ""  # the settings it was started from (controls.Settings.signature)
+
+    @classmethod
+    def create(cls, key: str, title: str, config: ExperimentConfig, methods: list[str],
+               with_oracle: bool = False) -> "LiveSession":
+        """Start one learner per method (loads the data and draws stage 0's labels; trains nothing,
+        except the oracle when asked). Raises ConfigError / DatasetUnavailable for bad settings."""
+        if not methods:
+            from tavaal_core import ConfigError
+
+            raise ConfigError("methods", "choose at least one method")
+        ds = dataset_for(config)
+        config = fit_stages(config, pool_size(config, ds))
+        learners = {m: ActiveLearner(config.with_(method=m), dataset=ds).start() for m in methods}
+        first = learners[methods[0]]
+        meta = DatasetMeta.from_dataset(first.dataset)
+        source = Source(key, title, meta, {m: lrn.records for m, lrn in learners.items()}, learners)
+        session = cls(key, title, config, list(methods), learners, source)
+        if with_oracle:
+            session.ensure_oracle()
+        return session
+
+    def ensure_oracle(self) -> tuple | None:
+        """The oracle's boundary (2-d data), trained once per config and shared by every browser session."""
+        if self.source.oracle is None and self.learners:
+            learner = next(iter(self.learners.values()))
+            self.source.oracle = _oracle(self.config.with_(method="random").to_json(), learner)
+        return self.source.oracle
+
+    @property
+    def stage(self) -> int:
+        """Stages every method has finished (they step together; a step cut short by a click elsewhere
+        is completed by the next one)."""
+        return min((lrn.stage for lrn in self.learners.values()), default=0)
+
+    @property
+    def max_stages(self) -> int:
+        return self.config.stages
+
+    @property
+    def done(self) -> bool:
+        return all(lrn.done for lrn in self.learners.values())
+
+    @property
+    def aligned(self) -> bool:
+        """All methods at the same stage (False after a step was cut short)."""
+        return len({lrn.stage for lrn in self.learners.values()}) <= 1
+
+    def initial_labeled(self):
+        return next(iter(self.learners.values())).pool.labeled if self.learners else None
+
+    def step(self, progress: MethodProgress | None = None) -> list[StepFailure]:
+        """One stage of every method. A method that fails is dropped from the session (its message kept),
+        so the others stay in step."""
+        started = time.perf_counter()
+        failures = []
+        target = self.stage + 1
+        for i, (m, lrn) in enumerate(list(self.learners.items())):
+            if lrn.done or lrn.stage >= target:  # already there (an interrupted step got this far)
+                continue
+            cb = (lambda phase, frac, msg, i=i, m=m: progress(i, m, phase, frac, msg)) if progress else None
+            try:
+                with COMPUTE_LOCK:
+                    lrn.step(cb)
+            except TavaalError as e:
+                failures.append(StepFailure(m, str(e)))
+            except Exception as e:  # a bug in a strategy must not take the page down: report it, drop the method
+                failures.append(StepFailure(m, f"{type(e).__name__}: {e}"))
+        for f in failures:
+            self.drop(f.method)
+        self.failures += failures
+        self.last_step_seconds = time.perf_counter() - started
+        return failures
+
+    def drop(self, method: str) -> None:
+        self.learners.pop(method, None)
+        if method in self.methods:
+            self.methods.remove(method)
+        if self.source is not None:
+            self.source.records.pop(method, None)
+            self.source.learners.pop(method, None)
+
+    def failure_text(self, failure: StepFailure) -> str:
+        return f"{method_label(failure.method)} could not run and was left out of this session: {failure.message}"

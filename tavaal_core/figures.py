@@ -1,0 +1,554 @@
+"""Plotly figure builders: records in, ``go.Figure`` out. Pure (no streamlit, no training), so every view
+can be drawn for any stage of a live session or a saved run, and tested from its figure JSON.
+
+Conventions: colour = class for data points and = method for per-method series (``method_color``);
+labeled points are filled with a dark outline, unlabeled ones small and faint, a stage's picks are black
+crosses. Every point's hover names its dataset index, class and, where it was a candidate, its score.
+Traces carry ``meta = {"method": ..., "role": ...}`` so tests (and the app) can find them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from . import analysis
+from .analysis import CURVE_COLUMNS, curves_from_records  # noqa: F401  (part of this module's contract)
+from .records import StageRecord
+
+# Okabe-Ito-like palette, readable by colour-blind viewers, then plotly's defaults for more classes.
+CLASS_COLORS = ["#1f77b4", "#e8710a", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                "#bcbd22", "#17becf"]
+# Families share a hue (core-set greens, learning-loss oranges, VAAL reds); TA-VAAL gets the strongest colour.
+METHOD_COLORS = {"random": "#7f7f7f", "entropy": "#17becf", "bald": "#1f77b4", "coreset": "#2ca02c",
+                 "medal": "#98c96a", "coreset_vae": "#556b2f", "medal_vae": "#bcbd22", "lloss": "#ff7f0e",
+                 "lloss_v2": "#d9a441", "lloss_vae": "#8c564b", "vaal": "#d62728", "tavaal": "#6a3d9a",
+                 "vaal_lloss": "#e377c2"}
+_SPARE_COLORS = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d"]
+PICK_COLOR = "#111111"
+USER_COLOR = "#d4008f"
+BOUNDARY_COLOR = "#222222"
+ORACLE_COLOR = "#666666"
+FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=13)
+
+
+def class_color(k: int) -> str:
+    if k < len(CLASS_COLORS):
+        return CLASS_COLORS[k]
+    import plotly.colors
+
+    palette = plotly.colors.qualitative.Alphabet
+    return palette[k % len(palette)]
+
+
+def method_color(method: str) -> str:
+    """One colour per method, the same in every view (random is grey)."""
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    return _SPARE_COLORS[sum(map(ord, method)) % len(_SPARE_COLORS)]  # a method registered later
+
+
+def method_label(method: str) -> str:
+    from .strategies import get_strategy
+    from .errors import ConfigError
+
+    try:
+        return get_strategy(method).label or method
+    except ConfigError:  # a saved run may name a method this version does not have
+        return method
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _layout(fig: go.Figure, title: str | None = None, height: int | None = None, legend_below: float | None = None,
+            **kw) -> go.Figure:
+    # Figures with subplot titles put their legend below (at ``legend_below``, in plot fractions), where it
+    # cannot collide with the titles.
+    legend = dict(orientation="h", xanchor="left", x=0.0, font=dict(size=12))
+    legend.update(dict(yanchor="top", y=legend_below) if legend_below is not None else dict(yanchor="bottom", y=1.02))
+    fig.update_layout(
+        title=dict(text=title, x=0.0, xanchor="left", font=dict(size=16)) if title else None,
+        template="plotly_white", font=FONT, height=height,
+        margin=dict(l=10, r=10, t=(60 if title else 30) if legend_below is None else (50 if title else 30), b=10),
+        legend=legend,
+        hoverlabel=dict(font_size=12), **kw,
+    )
+    return fig
+
+
+def _grid(n: int, cols: int | None) -> tuple[int, int]:
+    cols = max(1, min(n, cols or (n if n <= 4 else 3)))
+    return math.ceil(n / cols), cols
+
+
+def _class_name(class_names, k) -> str:
+    return str(class_names[k]) if class_names is not None and k < len(class_names) else str(k)
+
+
+def _hover(indices, labels, class_names, scores=None, extra: str | None = None) -> dict:
+    """Trace keywords for a hover naming the dataset index, the class and the score (when known).
+
+    customdata stays numeric (plotly sends it as a compact typed array); the class goes into the template
+    as text when the trace holds one class, else into ``text`` per point."""
+    indices = np.asarray(indices, np.int64)
+    scores = np.full(len(indices), np.nan) if scores is None else np.asarray(scores, np.float64)
+    classes = np.asarray(labels, np.int64)[indices]
+    # float32 halves what the browser receives; exact for indices below 2**24
+    small = not len(indices) or indices.max() < 2**24
+    kw = {"customdata": np.column_stack([indices, scores]).astype(np.float32 if small else np.float64)}
+    one = np.unique(classes)
+    if len(one) <= 1:
+        cls = _class_name(class_names, int(one[0])) if len(one) else ""
+    else:
+        kw["text"] = [_class_name(class_names, int(k)) for k in classes]
+        cls = "%{text}"
+    template = "index %{customdata[0]:d}<br>class " + cls
+    if np.isfinite(scores).any():
+        template += "<br>score %{customdata[1]:.4g}"
+    if extra:
+        template += "<br>" + extra
+    kw["hovertemplate"] = template + "<extra>%{fullData.name}</extra>"
+    return kw
+
+
+# -- two moons ---------------------------------------------------------------------------------------
+@dataclass
+class MoonsPanel:
+    """One small multiple: who is labeled, what was picked, the model's P(class 1) grid (or None)."""
+
+    title: str
+    labeled: np.ndarray
+    selected: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    boundary: tuple | None = None  # (grid_x, grid_y, prob)
+    scores: np.ndarray | None = None  # per dataset index (NaN where not a candidate), for hover
+    method: str = ""
+
+
+def moons_panel(record: StageRecord, title: str | None = None, n_points: int | None = None) -> MoonsPanel:
+    """The panel of one stage: the labeled set the model was trained on, its picks, its boundary."""
+    bound = (record.boundary_x, record.boundary_y, record.boundary_prob) if record.boundary_prob.size else None
+    scores = analysis.scores_by_index(record, np.arange(n_points)) if n_points else None
+    label = title or f"{method_label(record.method)} · acc {record.accuracy:.1%}"
+    return MoonsPanel(label, record.labeled, record.selected, bound, scores, record.method)
+
+
+def _moons_traces(fig, row, col, points, labels, class_names, panel: MoonsPanel, oracle, shown: set,
+                  user_picks=None, selectable: bool = False):
+    """Add one panel's traces. ``shown``: legend groups already in the legend (each appears once, from
+    the first panel that has data for it)."""
+
+    def legend(group: str) -> bool:
+        if group in shown:
+            return False
+        shown.add(group)
+        return True
+
+    n = len(points)
+    labeled = np.zeros(n, bool)
+    labeled[np.asarray(panel.labeled, np.int64)] = True
+    scores = panel.scores if panel.scores is not None else np.full(n, np.nan)
+    meta = {"method": panel.method}
+    for k in np.unique(labels):
+        color = class_color(int(k))
+        for is_lab in (False, True):
+            idx = np.flatnonzero((labels == k) & (labeled == is_lab))
+            if not len(idx):
+                continue
+            fig.add_trace(go.Scatter(
+                x=points[idx, 0], y=points[idx, 1], mode="markers",
+                name=f"{'Labeled' if is_lab else 'Unlabeled'} · {_class_name(class_names, int(k))}",
+                legendgroup=f"c{k}-{is_lab}", showlegend=legend(f"c{k}-{is_lab}"),
+                marker=dict(size=9 if is_lab else 5, color=color, opacity=1.0 if is_lab else 0.35,
+                            line=dict(width=1.2, color="#1a1a1a") if is_lab else dict(width=0)),
+                **_hover(idx, labels, class_names, scores[idx], "labeled" if is_lab else "unlabeled"),
+                meta=dict(meta, role="labeled" if is_lab else "unlabeled"),
+                selected=dict(marker=dict(opacity=1.0)) if selectable else None,
+                unselected=dict(marker=dict(opacity=0.35 if not is_lab else 1.0)) if selectable else None,
+            ), row=row, col=col)
+    sel = np.asarray(panel.selected, np.int64)
+    if len(sel):
+        fig.add_trace(go.Scatter(
+            x=points[sel, 0], y=points[sel, 1], mode="markers", name="Picked this stage", legendgroup="picks",
+            showlegend=legend("picks"), marker=dict(symbol="x-thin", size=11, line=dict(width=2.5, color=PICK_COLOR),
+                                          color=PICK_COLOR),
+            **_hover(sel, labels, class_names, scores[sel], "picked this stage"), meta=dict(meta, role="picks"),
+        ), row=row, col=col)
+    if user_picks is not None and len(user_picks):
+        up = np.asarray(user_picks, np.int64)
+        fig.add_trace(go.Scatter(
+            x=points[up, 0], y=points[up, 1], mode="markers", name="Your picks", legendgroup="user",
+            showlegend=legend("user"),
+            marker=dict(symbol="circle-open", size=14, line=dict(width=2.5, color=USER_COLOR)),
+            **_hover(up, labels, class_names, scores[up], "your pick"), meta=dict(meta, role="user"),
+        ), row=row, col=col)
+    lines = ((oracle, "Oracle boundary (all labels)", ORACLE_COLOR, "dash", "oracle"),
+             (panel.boundary, "Model boundary (p = 0.5)", BOUNDARY_COLOR, "solid", "boundary"))
+    for bound, name, color, dash, role in lines:
+        trace = _contour(*bound, name=name, color=color, dash=dash, meta=dict(meta, role=role)) if bound is not None else None
+        if trace is not None:  # a model that predicts one class everywhere has no boundary to draw
+            trace.showlegend = legend(role)
+            fig.add_trace(trace, row=row, col=col)
+
+
+def _contour(gx, gy, prob, name, color, dash, meta) -> go.Scatter | None:
+    """The p = 0.5 contour as one line trace (paths joined by gaps), far lighter than a go.Contour;
+    None when the level is never crossed."""
+    xs, ys = [], []
+    for path in analysis.contour_paths(gx, gy, prob, 0.5):
+        xs += [*np.round(path[:, 0], 4), None]
+        ys += [*np.round(path[:, 1], 4), None]
+    if not xs:
+        return None
+    return go.Scatter(x=xs, y=ys, mode="lines", name=name, legendgroup=name,
+                      line=dict(color=color, width=2.2, dash=dash), hoverinfo="skip", meta=meta)
+
+
+def _moons_range(points, oracle, panels):
+    for bound in [oracle] + [p.boundary for p in panels]:
+        if bound is not None:
+            return [float(bound[0][0]), float(bound[0][-1])], [float(bound[1][0]), float(bound[1][-1])]
+    lo, hi = points.min(0), points.max(0)
+    pad = 0.1 * (hi - lo)
+    return [float(lo[0] - pad[0]), float(hi[0] + pad[0])], [float(lo[1] - pad[1]), float(hi[1] + pad[1])]
+
+
+def moons_small_multiples(points, labels, panels: list[MoonsPanel], oracle=None, class_names=None,
+                          cols: int | None = None, title: str | None = None, panel_height: int = 300) -> go.Figure:
+    """One panel per method over the same 2-d pool: class colours, labeled vs unlabeled, picks as black
+    crosses, the model's boundary (solid) and the oracle's (dashed). ``oracle``: (grid_x, grid_y, prob)."""
+    points = np.asarray(points, np.float32)
+    labels = np.asarray(labels, np.int64)
+    rows, cols = _grid(max(1, len(panels)), cols)
+    fig = make_subplots(rows=rows, cols=cols, shared_xaxes="all", shared_yaxes="all",
+                        subplot_titles=[p.title for p in panels], horizontal_spacing=0.02, vertical_spacing=0.08)
+    shown: set = set()
+    for i, panel in enumerate(panels):
+        _moons_traces(fig, i // cols + 1, i % cols + 1, points, labels, class_names, panel, oracle, shown)
+    xr, yr = _moons_range(points, oracle, panels)
+    fig.update_xaxes(range=xr, showgrid=False, zeroline=False, showticklabels=False)
+    fig.update_yaxes(range=yr, showgrid=False, zeroline=False, showticklabels=False)
+    for ann in fig.layout.annotations:
+        ann.font = dict(size=14)
+    return _layout(fig, title, height=panel_height * rows + 90, legend_below=-0.02)
+
+
+def moons_pick_chart(points, labels, panel: MoonsPanel, oracle=None, class_names=None, user_picks=None,
+                     title: str | None = None, height: int = 460) -> go.Figure:
+    """One large panel to box- or lasso-select your own batch on (your picks ringed in magenta)."""
+    points = np.asarray(points, np.float32)
+    labels = np.asarray(labels, np.int64)
+    fig = go.Figure()
+    _moons_traces(fig, None, None, points, labels, class_names, panel, oracle, set(), user_picks=user_picks,
+                  selectable=True)
+    xr, yr = _moons_range(points, oracle, [panel])
+    fig.update_xaxes(range=xr, showgrid=False, zeroline=False, showticklabels=False)
+    fig.update_yaxes(range=yr, showgrid=False, zeroline=False, showticklabels=False)
+    # drag = box select (lasso in the toolbar); the legend goes below, clear of the toolbar
+    return _layout(fig, title, height=height, legend_below=-0.02, dragmode="select")
+
+
+# -- feature map ---------------------------------------------------------------------------------------
+def feature_map(coords, indices, labels, class_names=None, labeled=(), selected=(), scores=None,
+                title: str | None = None, height: int = 480, axis_title: str = "") -> go.Figure:
+    """A 2-d map of analysis points: colour = class, labeled filled with an outline, unlabeled faint,
+    this stage's picks as black crosses. ``indices``: dataset index of each row of ``coords``;
+    ``scores``: per row (NaN where not a candidate)."""
+    coords = np.asarray(coords, np.float64)
+    indices = np.asarray(indices, np.int64)
+    labels = np.asarray(labels, np.int64)
+    is_lab = np.isin(indices, np.asarray(labeled, np.int64))
+    is_sel = np.isin(indices, np.asarray(selected, np.int64))
+    scores = np.full(len(indices), np.nan) if scores is None else np.asarray(scores, np.float64)
+    y = labels[indices]
+    big = len(indices) > 1500
+    Scatter = go.Scattergl if big else go.Scatter
+    fig = go.Figure()
+    for lab in (False, True):
+        for k in np.unique(y):
+            rows = np.flatnonzero((y == k) & (is_lab == lab))
+            if not len(rows):
+                continue
+            fig.add_trace(Scatter(
+                x=coords[rows, 0], y=coords[rows, 1], mode="markers",
+                name=f"{_class_name(class_names, int(k))}" + (" (labeled)" if lab else ""),
+                legendgroup=f"class{k}", marker=dict(size=8 if lab else 5, color=class_color(int(k)),
+                                                    opacity=1.0 if lab else 0.4,
+                                                    line=dict(width=1, color="#1a1a1a") if lab else dict(width=0)),
+                **_hover(indices[rows], labels, class_names, scores[rows], "labeled" if lab else "unlabeled"),
+                meta={"role": "labeled" if lab else "unlabeled", "class": int(k)},
+            ))
+    rows = np.flatnonzero(is_sel)
+    fig.add_trace(Scatter(
+        x=coords[rows, 0], y=coords[rows, 1], mode="markers", name="Picked this stage",
+        marker=dict(symbol="x-thin", size=11, line=dict(width=2.5, color=PICK_COLOR), color=PICK_COLOR),
+        **_hover(indices[rows], labels, class_names, scores[rows], "picked this stage"), meta={"role": "picks"},
+    ))
+    fig.update_xaxes(showticklabels=False, zeroline=False, title=axis_title + " 1" if axis_title else None)
+    fig.update_yaxes(showticklabels=False, zeroline=False, title=axis_title + " 2" if axis_title else None)
+    return _layout(fig, title, height=height, legend_below=-0.1)
+
+
+# -- discriminator ---------------------------------------------------------------------------------------
+def has_likelihood(record: StageRecord) -> bool:
+    return bool(record.candidate_likelihood.size)
+
+
+def discriminator_histograms(records: dict[str, StageRecord], bins: int = 40, title: str | None = None,
+                             height: int = 380) -> go.Figure:
+    """Per method (side by side, shared axes): the discriminator's likelihood ("labeled") for the labeled
+    set, the unlabeled candidates it did not pick, and its picks, as shares of each group; a dotted line
+    at the cut-off (the highest likelihood among the picks). Methods without a discriminator are skipped."""
+    recs = {m: r for m, r in records.items() if has_likelihood(r)}
+    n = max(1, len(recs))
+    titles = []
+    for m, r in recs.items():
+        cut = analysis.selection_cutoff(r)
+        titles.append(f"{method_label(m)} · cut-off {cut:.3f}" if np.isfinite(cut) else method_label(m))
+    fig = make_subplots(rows=1, cols=n, shared_yaxes=True, horizontal_spacing=0.04, subplot_titles=titles or [""])
+    pools = [("Labeled", "labeled", "#2b6cb0"), ("Unlabeled (not picked)", "unlabeled", "#f08c2e"),
+             ("Picked", "picks", PICK_COLOR)]
+    xbins = dict(start=0.0, end=1.0 + 1e-9, size=1.0 / bins)
+    for c, (m, r) in enumerate(recs.items(), start=1):
+        mask = r.selected_mask
+        values = {"labeled": r.labeled_likelihood, "unlabeled": r.candidate_likelihood[~mask],
+                  "picks": r.candidate_likelihood[mask]}
+        for name, role, color in pools:
+            v = np.asarray(values[role], np.float64)
+            fig.add_trace(go.Histogram(
+                x=v, name=name, legendgroup=role, showlegend=c == 1, xbins=xbins, histnorm="percent",
+                marker=dict(color=color, line=dict(width=0)), opacity=0.55 if role != "picks" else 0.85,
+                hovertemplate=f"{name}: %{{y:.1f}}% of {len(v)} with D in %{{x}}<extra>{method_label(m)}</extra>",
+                meta={"method": m, "role": role, "count": int(len(v))},
+            ), row=1, col=c)
+        cut = analysis.selection_cutoff(r)
+        if np.isfinite(cut):
+            fig.add_vline(x=cut, line=dict(color="#c53030", width=2, dash="dot"), row=1, col=c)
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(range=[0, 1], title="discriminator output: P(labeled)")
+    fig.update_yaxes(title="% of group", col=1)
+    return _layout(fig, title, height=height, legend_below=-0.2)
+
+
+# -- loss vs likelihood, predicted vs real loss -------------------------------------------------------------
+def _loss_axis(loss: np.ndarray) -> np.ndarray:
+    # log axis: the per-sample loss spans orders of magnitude; clip zeros so they still show
+    return np.clip(np.asarray(loss, np.float64), 1e-6, None)
+
+
+def _scatter_panels(records: dict[str, StageRecord], xs: dict, ys: dict, x_title: str, y_title: str,
+                    labels, class_names, log_x: bool, log_y: bool, title: str | None, height: int,
+                    rho_of: str) -> go.Figure:
+    names = list(xs)
+    subtitles = []
+    for m in names:
+        rho = analysis.spearman(xs[m], ys[m])
+        value = f"Spearman ρ = {rho:+.2f}" if np.isfinite(rho) else "ρ undefined"
+        subtitles.append(f"{method_label(m)}: {value}")
+    fig = make_subplots(rows=1, cols=max(1, len(names)), shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=subtitles or [""])
+    for c, m in enumerate(names, start=1):
+        r = records[m]
+        mask = r.selected_mask
+        scores = np.asarray(r.candidate_scores, np.float64) if r.candidate_scores.size else None
+        for picked in (False, True):
+            rows = np.flatnonzero(mask == picked)
+            fig.add_trace(go.Scatter(
+                x=xs[m][rows], y=ys[m][rows], mode="markers", name="Picked" if picked else "Candidates",
+                legendgroup="picked" if picked else "cand", showlegend=c == 1,
+                marker=dict(size=10 if picked else 5, color=PICK_COLOR if picked else method_color(m),
+                            symbol="x-thin" if picked else "circle", opacity=1.0 if picked else 0.45,
+                            line=dict(width=2.2, color=PICK_COLOR) if picked else dict(width=0)),
+                **_hover(r.candidates[rows], labels, class_names, None if scores is None else scores[rows],
+                         f"{x_title} %{{x:.3g}}<br>{y_title} %{{y:.3g}}"),
+                meta={"method": m, "role": "picks" if picked else "candidates",
+                                                             "rho": rho_of},
+            ), row=1, col=c)
+    fig.update_xaxes(title=x_title, type="log" if log_x else None, exponentformat="power" if log_x else None)
+    fig.update_yaxes(type="log" if log_y else None, exponentformat="power" if log_y else None)
+    fig.update_yaxes(title=y_title, col=1)
+    return _layout(fig, title, height=height, legend_below=-0.2)
+
+
+def loss_vs_likelihood(records: dict[str, StageRecord], labels, class_names=None, title: str | None = None,
+                       height: int = 400) -> go.Figure:
+    """TA-VAAL Figure 8: each candidate's real task loss (hidden labels) against the discriminator's
+    likelihood, picks highlighted, Spearman rho per method in the panel title."""
+    recs = {m: r for m, r in records.items() if has_likelihood(r) and r.candidate_loss.size}
+    xs = {m: np.asarray(r.candidate_likelihood, np.float64) for m, r in recs.items()}
+    ys = {m: _loss_axis(r.candidate_loss) for m, r in recs.items()}
+    return _scatter_panels(recs, xs, ys, "discriminator P(labeled)", "real loss", labels, class_names,
+                           log_x=False, log_y=True, title=title, height=height, rho_of="likelihood-loss")
+
+
+def has_predicted_loss(record: StageRecord) -> bool:
+    return bool(record.candidate_predicted_loss.size and record.candidate_loss.size)
+
+
+def predicted_vs_real_loss(records: dict[str, StageRecord], labels, class_names=None, title: str | None = None,
+                           height: int = 400) -> go.Figure:
+    """The Ranker / loss head's predicted loss against the real loss per candidate, picks highlighted,
+    Spearman rho per method (a good ranker has rho near +1)."""
+    recs = {m: r for m, r in records.items() if has_predicted_loss(r)}
+    xs = {m: _loss_axis(r.candidate_loss) for m, r in recs.items()}
+    ys = {m: np.asarray(r.candidate_predicted_loss, np.float64) for m, r in recs.items()}
+    return _scatter_panels(recs, xs, ys, "real loss", "predicted loss", labels, class_names,
+                           log_x=True, log_y=False, title=title, height=height, rho_of="predicted-real")
+
+
+# -- class balance -----------------------------------------------------------------------------------------
+def class_entropy_bars(records: dict[str, list[StageRecord]], title: str | None = None, height: int = 360) -> go.Figure:
+    """TA-VAAL Figure 7a: the labeled set's class entropy (normalised: 1 = balanced) at each stage,
+    bars grouped by stage, one colour per method."""
+    fig = go.Figure()
+    for m, recs in records.items():
+        if not recs:
+            continue
+        fig.add_trace(go.Bar(
+            x=[r.stage for r in recs], y=[r.class_entropy_normalized for r in recs], name=method_label(m),
+            marker_color=method_color(m), customdata=np.column_stack([[r.labeled_count for r in recs],
+                                                                      [r.class_entropy for r in recs]]),
+            hovertemplate="stage %{x}<br>normalised entropy %{y:.3f}<br>entropy %{customdata[1]:.3f} nats"
+                          "<br>%{customdata[0]} labeled<extra>" + method_label(m) + "</extra>",
+            meta={"method": m, "role": "entropy"},
+        ))
+    fig.update_layout(barmode="group", bargap=0.25)
+    fig.update_xaxes(title="stage", dtick=1)
+    fig.update_yaxes(title="class entropy / log K", range=[0, 1.05])
+    return _layout(fig, title, height=height)
+
+
+def class_counts_bars(counts: dict[str, np.ndarray], pool_counts, class_names=None, title: str | None = None,
+                      height: int = 360) -> go.Figure:
+    """Per-class shares of each method's labeled set beside the pool's (hover gives the counts)."""
+    pool = np.asarray(pool_counts, np.float64)
+    k = len(pool)
+    x = [_class_name(class_names, i) for i in range(k)]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=x, y=100 * pool / max(pool.sum(), 1), name="Pool (all training data)",
+                         marker=dict(color="rgba(0,0,0,0)", line=dict(color="#4a5568", width=2)),
+                         customdata=pool.astype(int),
+                         hovertemplate="%{x}: %{y:.1f}% (%{customdata} samples)<extra>pool</extra>",
+                         meta={"role": "pool"}))
+    for m, c in counts.items():
+        c = np.asarray(c, np.float64)[:k]
+        fig.add_trace(go.Bar(x=x, y=100 * c / max(c.sum(), 1), name=method_label(m), marker_color=method_color(m),
+                             customdata=c.astype(int),
+                             hovertemplate="%{x}: %{y:.1f}% (%{customdata} labeled)<extra>" + method_label(m) + "</extra>",
+                             meta={"method": m, "role": "labeled"}))
+    fig.update_layout(barmode="group", bargap=0.2)
+    fig.update_xaxes(title="class", type="category")
+    fig.update_yaxes(title="% of the set", rangemode="tozero")
+    return _layout(fig, title, height=height)
+
+
+# -- learning curves -----------------------------------------------------------------------------------------
+def learning_curves(curves: pd.DataFrame, improvement: bool | None = None, p_values: bool = True,
+                    alpha: float = 0.05, title: str | None = None, height: int | None = None,
+                    x: str = "labeled_count") -> go.Figure:
+    """Accuracy against the labeled count, one line per method (mean over trials), a +-1 std band when
+    there are several trials, and optionally a second panel with the improvement over random
+    (percentage points); stages where the paired t-test gives p < ``alpha`` are starred, and every
+    hover shows the p-value when there is one.
+
+    ``curves``: tidy frame with ``CURVE_COLUMNS`` (``improvement_mean``/``p_value_vs_random`` may be NaN).
+    ``improvement``: None draws the second panel when any improvement is known."""
+    missing = [c for c in CURVE_COLUMNS if c not in curves.columns]
+    if missing:
+        raise ValueError(f"curves lacks columns: {', '.join(missing)}")
+    # keep the methods in the order given (legend order), stages in order within each
+    order = {m: i for i, m in enumerate(dict.fromkeys(curves["method"]))}
+    df = curves.assign(_o=curves["method"].map(order)).sort_values(["_o", x]) if len(curves) else curves
+    has_improvement = bool(df["improvement_mean"].notna().any()) if len(df) else False
+    improvement = has_improvement if improvement is None else (improvement and has_improvement)
+    rows = 2 if improvement else 1
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        row_heights=[0.62, 0.38] if rows == 2 else None,
+                        subplot_titles=["Test accuracy", "Improvement over random (percentage points)"][:rows])
+    methods = list(dict.fromkeys(df["method"])) if len(df) else []
+    for m in methods:
+        d = df[df["method"] == m]
+        color, label = method_color(m), method_label(m)
+        xs = d[x].to_numpy()
+        mean = 100 * d["accuracy_mean"].to_numpy(np.float64)
+        std = 100 * d["accuracy_std"].to_numpy(np.float64)
+        pv = d["p_value_vs_random"].to_numpy(np.float64)
+        trials = d["trials"].to_numpy()
+        band = (trials > 1) & np.isfinite(std)
+        if band.any():
+            bx, lo, hi = xs[band], (mean - std)[band], (mean + std)[band]
+            fig.add_trace(go.Scatter(
+                x=np.concatenate([bx, bx[::-1]]), y=np.concatenate([hi, lo[::-1]]), fill="toself",
+                fillcolor=_rgba(color, 0.15), line=dict(width=0), hoverinfo="skip", showlegend=False,
+                legendgroup=m, name=f"{label} ± std", meta={"method": m, "role": "band"},
+            ), row=1, col=1)
+        p_txt = ["" if not np.isfinite(p) else f"<br>p vs random = {p:.3g}" for p in pv]
+        custom = np.column_stack([d["stage"].to_numpy(), trials, np.nan_to_num(std, nan=0.0), p_txt])
+        fig.add_trace(go.Scatter(
+            x=xs, y=mean, mode="lines+markers", name=label, legendgroup=m, line=dict(color=color, width=2.5),
+            marker=dict(size=7), customdata=custom,
+            hovertemplate="stage %{customdata[0]} · %{x} labeled<br>accuracy %{y:.1f}%"
+                          "<br>%{customdata[1]} trial(s), std %{customdata[2]:.1f}%{customdata[3]}"
+                          "<extra>" + label + "</extra>",
+            meta={"method": m, "role": "mean"},
+        ), row=1, col=1)
+        if rows == 2:
+            imp = 100 * d["improvement_mean"].to_numpy(np.float64)
+            ok = np.isfinite(imp)
+            fig.add_trace(go.Scatter(
+                x=xs[ok], y=imp[ok], mode="lines+markers", name=label, legendgroup=m, showlegend=False,
+                line=dict(color=color, width=2), marker=dict(size=6), customdata=np.array(p_txt, dtype=object)[ok],
+                hovertemplate="%{x} labeled<br>%{y:+.1f} points%{customdata}<extra>" + label + "</extra>",
+                meta={"method": m, "role": "improvement"},
+            ), row=2, col=1)
+            sig = ok & np.isfinite(pv) & (pv < alpha)
+            if p_values and sig.any():
+                fig.add_trace(go.Scatter(
+                    x=xs[sig], y=imp[sig], mode="markers", name=f"p < {alpha:g}", legendgroup="significant",
+                    showlegend=False, marker=dict(symbol="star", size=13, color=color, line=dict(width=1, color="#1a1a1a")),
+                    customdata=pv[sig], hovertemplate="p = %{customdata:.3g}<extra>" + label + "</extra>",
+                    meta={"method": m, "role": "significant"},
+                ), row=2, col=1)
+    if rows == 2:
+        fig.add_hline(y=0, line=dict(color="#a0aec0", width=1), row=2, col=1)
+        fig.update_yaxes(title="points", row=2, col=1)
+    fig.update_yaxes(title="accuracy (%)", row=1, col=1)
+    fig.update_xaxes(title="labeled samples" if x == "labeled_count" else x, row=rows, col=1)
+    return _layout(fig, title, height=height or (580 if rows == 2 else 420), legend_below=-0.1)
+
+
+# -- what-if ----------------------------------------------------------------------------------------------
+def overlap_heatmap(table: pd.DataFrame, title: str | None = None, height: int | None = None) -> go.Figure:
+    """Pairwise shared picks (``analysis.pairwise_overlap``): count in each cell, diagonal = batch size."""
+    names = [method_label(m) for m in table.index]
+    z = table.to_numpy(np.float64)
+    size = np.diag(z).copy()
+    share = np.divide(z, np.minimum.outer(size, size), out=np.zeros_like(z), where=np.minimum.outer(size, size) > 0)
+    fig = go.Figure(go.Heatmap(
+        z=share, x=names, y=names, text=z.astype(int), texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=1,
+        colorbar=dict(title="shared", tickformat=".0%"),
+        hovertemplate="%{y} and %{x} share %{text} picks<extra></extra>", meta={"role": "overlap"},
+    ))
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title, height=height or 120 + 60 * len(names))
+
+
+def timings_bars(records: dict[str, StageRecord], title: str | None = None, height: int = 300) -> go.Figure:
+    """Seconds per phase for each method's stage (stacked)."""
+    phases = list(dict.fromkeys(p for r in records.values() for p in r.timings))
+    fig = go.Figure()
+    for p in phases:
+        fig.add_trace(go.Bar(y=[method_label(m) for m in records], x=[r.timings.get(p, 0.0) for r in records.values()],
+                             name=p, orientation="h", meta={"role": "timing", "phase": p},
+                             hovertemplate="%{y}: %{x:.2f} s<extra>" + p + "</extra>"))
+    fig.update_layout(barmode="stack")
+    fig.update_xaxes(title="seconds")
+    fig.update_yaxes(autorange="reversed")  # methods top to bottom in the session's order
+    return _layout(fig, title, height=height)

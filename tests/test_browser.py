@@ -1,0 +1,149 @@
+"""End to end in a real browser: the app served on 127.0.0.1, Debian's chromium driven by Playwright
+(never `playwright install`). Steps two-moons twice, checks that the plotly charts drew and the stage
+counter moved, box-selects a batch for "Pick your own", opens every view page, and saves screenshots
+under test-artifacts/ (gitignored).
+
+Skipped when chromium or playwright is absent, unless CI=true (then it fails: CI must run it)."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+sys.path.insert(0, str(ROOT))
+from bench.bench_browser import CHROMIUM_ARGS, COUNTER_JS, IDLE, free_port, start_server, wait_healthy  # noqa: E402
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _require(condition: bool, reason: str) -> None:
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: the browser test must run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = shutil.which("chromium")
+    _require(path is not None, "Debian's chromium is not installed (scripts/ensure_chromium.sh installs it)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _require(False, "the playwright package is not installed")
+    return path
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    port = free_port()
+    server = start_server(port, {"TAVAAL_WARMUP_DELAY": "5"})
+    try:
+        wait_healthy(port, timeout=90)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        out = server.stdout.read().decode(errors="replace") if server.stdout else ""
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "browser-server.log").write_text(out)
+
+
+@pytest.fixture(scope="module")
+def page(chromium, app_url):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.set_default_timeout(90_000)
+        pg.goto(app_url, wait_until="domcontentloaded")
+        yield pg
+        browser.close()
+
+
+def settle(pg) -> None:
+    pg.wait_for_timeout(300)
+    pg.wait_for_selector(IDLE)
+    pg.wait_for_timeout(300)
+
+
+def counter(pg) -> str | None:
+    return pg.evaluate(COUNTER_JS)
+
+
+def drawn_charts(pg) -> int:
+    """Plotly charts whose SVG holds drawn points (not just an empty frame)."""
+    return pg.evaluate("""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+        .filter(c => c.querySelector('.main-svg')
+                     && c.querySelectorAll('.scatterlayer .point, .scatterlayer path.js-line, .barlayer path').length)
+        .length""")
+
+
+def errors_on(pg) -> list[str]:
+    return pg.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').all_inner_texts()
+
+
+def test_two_moons_steps_twice_in_the_browser(page):
+    pg = page
+    pg.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', state="visible")
+    settle(pg)
+    assert counter(pg) == "0 of 30"
+    assert drawn_charts(pg) == 1
+    pg.screenshot(path=str(ARTIFACTS / "moons-0-initial.png"))
+    for expected in ("1 of 30", "2 of 30"):
+        t = time.perf_counter()
+        pg.get_by_role("button", name="Step", exact=True).click()
+        pg.wait_for_function(f"() => ({COUNTER_JS})() === '{expected}'")
+        settle(pg)
+        print(f"step to {expected}: {time.perf_counter() - t:.2f} s")
+    assert counter(pg) == "2 of 30"
+    assert drawn_charts(pg) == 1
+    # four panels, each with picks drawn as crosses
+    assert pg.locator('[data-testid="stPlotlyChart"] .cartesianlayer > .subplot').count() == 4
+    assert pg.locator('[data-testid="stPlotlyChart"] .scatterlayer path.point').count() > 1000
+    assert not errors_on(pg)
+    pg.screenshot(path=str(ARTIFACTS / "moons-2-stepped.png"), full_page=True)
+
+
+def test_pick_your_own_by_box_selection(page):
+    pg = page
+    pg.get_by_text("Pick your own batch and compare it with the methods'").click()
+    settle(pg)
+    chart = pg.locator('[data-testid="stPlotlyChart"]').nth(1)
+    chart.scroll_into_view_if_needed()
+    # the chart opens in box-select mode: a drag across the middle of the plot selects a batch
+    box = chart.locator(".nsewdrag").first.bounding_box()
+    x0, y0 = box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.3
+    pg.mouse.move(x0, y0)
+    pg.mouse.down()
+    pg.mouse.move(x0 + box["width"] * 0.25, y0 + box["height"] * 0.35, steps=8)
+    pg.mouse.up()
+    pg.wait_for_selector('[data-testid="stDataFrame"]', timeout=60_000)
+    settle(pg)
+    assert not errors_on(pg)
+    pg.screenshot(path=str(ARTIFACTS / "moons-3-pick-your-own.png"), full_page=True)
+
+
+@pytest.mark.parametrize("label, charts", [
+    ("Feature map", 1), ("Discriminator", 1), ("Loss vs likelihood", 2), ("Class balance", 2),
+    ("Learning curves", 1),
+])
+def test_view_pages_draw_in_the_browser(page, label, charts):
+    pg = page
+    pg.locator('[data-testid="stSidebarNav"] a').get_by_text(label, exact=True).click()
+    settle(pg)
+    pg.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', state="visible")
+    assert drawn_charts(pg) >= charts
+    assert not errors_on(pg)
+    pg.screenshot(path=str(ARTIFACTS / f"view-{label.lower().replace(' ', '-')}.png"), full_page=True)
