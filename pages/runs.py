@@ -206,10 +206,9 @@ else:
                 spec = Experiment.open(run.path).spec
                 key = f"run:{run.name}:trial{trial}"
                 open_source(Source.from_records(key, f"Run {run.name}, trial {trial}", records,
-                                                config=spec.trial_config(trial, spec.methods[0])))
-                st.session_state.setdefault("_kept", {})["view_source"] = key
-                st.success(f"Opened trial {trial} of {run.name}: pick **Run {run.name}, trial {trial}** in the "
-                           "Feature map, Discriminator, Loss, Class balance and Learning curves pages.")
+                                                config=spec.trial_config(trial, spec.methods[0])), select=True)
+                st.success(f"Opened trial {trial} of {run.name}: the Feature map, Discriminator, Loss, "
+                           "Class balance and Learning curves pages now show it.")
             except TavaalError as e:
                 st.error(str(e))
 

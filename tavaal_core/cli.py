@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="auto, cpu or cuda")
     run.add_argument("--output", default="runs", help="folder holding the run folders (default: runs/)")
     run.add_argument("--name", help="run folder name (default: <preset>-<date>-<time>)")
-    run.add_argument("--threads", type=_positive_int(), help="torch CPU threads (default: torch's choice)")
+    run.add_argument("--threads", type=_positive_int(), help="torch CPU threads (default: 1 for the MLP and small CNN on a CPU, else torch's choice)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
     lst = sub.add_parser("list", help="list the runs in a folder")
@@ -193,6 +193,15 @@ def cmd_run(args) -> int:
     else:
         spec = _build_spec(args)
         experiment = Experiment.create(spec, args.output, args.name)
+    if args.threads is None:
+        from .training import resolve_device, small_model_cpu_threads
+
+        config = experiment.spec.config.resolve()
+        threads = small_model_cpu_threads(config.model)
+        if threads is not None and resolve_device(config.device).type == "cpu":
+            import torch
+
+            torch.set_num_threads(threads)
     print(f"run folder: {experiment.run_dir}", file=sys.stderr, flush=True)
     # SIGTERM (e.g. the app's Stop button) ends the run like Ctrl-C: status 'interrupted', resumable.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)

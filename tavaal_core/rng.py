@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 
 import numpy as np
 import torch
@@ -28,11 +29,18 @@ def torch_generator(seed: int, stage: int, purpose: str, device: str | torch.dev
     return gen
 
 
+# torch's global RNG is one per process: two threads inside `seeded` blocks at once (two browser
+# sessions, a what-if beside a step) would draw from each other's stream. Re-entrant, so nested blocks
+# in one thread are fine.
+_GLOBAL_RNG_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def seeded(seed: int, stage: int, purpose: str, device: str | torch.device = "cpu"):
     """Run a block (e.g. building a model, whose init uses torch's global RNG) under a derived seed,
-    restoring the global RNG state afterwards so nothing outside the block is shifted."""
+    restoring the global RNG state afterwards so nothing outside the block is shifted. Blocks in
+    different threads run one at a time."""
     devices = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=devices):
         torch.manual_seed(derive_seed(seed, stage, purpose))
         yield
