@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)
 # Passive OpenMP waits: spinning threads made stages 50x slower whenever another process was busy.
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: run test bench venv chromium clean-venv
+.PHONY: run test bench venv venv-path chromium clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@mkdir -p $(dir $(VENV))
@@ -25,6 +25,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(VENV)/.installed
 
+venv-path:
+	@echo $(VENV)
+
 run: venv
 	$(VENV)/bin/python -m streamlit run app.py --server.address=127.0.0.1 --server.port=$(PORT) \
 		--server.headless=true --browser.gatherUsageStats=false
@@ -35,8 +38,9 @@ chromium:
 test: venv chromium
 	$(VENV)/bin/python -m pytest -q tests
 
-bench: venv
+bench: venv chromium
 	$(VENV)/bin/python bench/bench_stages.py
+	$(VENV)/bin/python bench/bench_browser.py
 
 clean-venv:
 	rm -rf $(VENV) $(VENV).tmp

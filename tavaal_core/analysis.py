@@ -124,22 +124,19 @@ CURVE_COLUMNS = ("method", "stage", "labeled_count", "accuracy_mean", "accuracy_
 
 
 def curves_from_records(records: dict, baseline: str = "random") -> "pd.DataFrame":
-    """The tidy learning-curve frame (``CURVE_COLUMNS``) for one trial: accuracy per (method, stage),
-    std NaN, improvement over ``baseline`` at the same stage when it was run, p-values NaN (one trial)."""
+    """The tidy learning-curve frame (``CURVE_COLUMNS``) for one trial of stepped records: the same
+    statistics as a saved multi-trial run (``statistics.learning_curve_frame``), with one trial (so std
+    and p-values are NaN, improvement over ``baseline`` is the plain difference where it was run)."""
     import pandas as pd
 
-    rows = [
-        {"method": m, "stage": r.stage, "labeled_count": r.labeled_count, "accuracy_mean": float(r.accuracy)}
-        for m, recs in records.items() for r in recs
-    ]
-    frame = pd.DataFrame(rows, columns=["method", "stage", "labeled_count", "accuracy_mean"])
-    frame["accuracy_std"] = np.nan
-    frame["trials"] = 1
-    base = {r.stage: float(r.accuracy) for r in records.get(baseline, [])}
-    frame["improvement_mean"] = [a - base[s] if s in base else np.nan
-                                 for s, a in zip(frame["stage"], frame["accuracy_mean"])]
-    frame["p_value_vs_random"] = np.nan
-    return frame[list(CURVE_COLUMNS)].astype({"stage": np.int64, "labeled_count": np.int64, "trials": np.int64})
+    from .statistics import learning_curve_frame
+
+    metrics = pd.DataFrame(
+        [{"trial": 0, "method": m, "stage": r.stage, "labeled_count": r.labeled_count, "accuracy": float(r.accuracy)}
+         for m, recs in records.items() for r in recs],
+        columns=["trial", "method", "stage", "labeled_count", "accuracy"],
+    )
+    return learning_curve_frame(metrics, baseline=baseline)
 
 
 def pick_scores(record) -> np.ndarray:

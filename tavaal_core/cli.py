@@ -37,28 +37,24 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive_int():
+def _int_at_least(low: int):
     def parse(text):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {value}")
         return value
     return parse
+
+
+def _positive_int():
+    return _int_at_least(1)
 
 
 def _non_negative_int():
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {value}")
-        return value
-    return parse
+    return _int_at_least(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
