@@ -12,7 +12,9 @@ UMAP runs in-process.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
 import uuid
 import warnings
@@ -211,6 +213,24 @@ def _umap_drop(key: str) -> None:
     _MODELS.pop(key, None)
 
 
+@contextlib.contextmanager
+def _main_module_hidden():
+    """spawn re-runs the parent's ``__main__`` file in the child (multiprocessing's main-module fix-up).
+    Under Streamlit's AppTest that file is app.py itself, which would start another warm-up in the
+    child. The worker needs nothing from ``__main__``, so hide it while the process launches."""
+    main = sys.modules.get("__main__")
+    saved = {a: main.__dict__[a] for a in ("__file__", "__spec__") if main is not None and a in main.__dict__}
+    try:
+        if main is not None:
+            main.__dict__.pop("__file__", None)
+            main.__dict__["__spec__"] = None
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(saved)
+
+
 def _worker():
     """The UMAP worker pool (started on first use), or None where processes cannot be started."""
     global _pool
@@ -223,6 +243,8 @@ def _worker():
                 # spawn, not fork: the app's process runs threads (server, torch), which fork would copy mid-flight
                 _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                             initializer=_worker_init)
+                with _main_module_hidden():
+                    _pool.submit(os.getpid)  # launches the worker process now, while __main__ is hidden
             except (OSError, ImportError, ValueError):
                 _pool = False
         return _pool or None
