@@ -1,6 +1,6 @@
 """Seconds per active-learning stage for each strategy, on moons (paper epochs) and digits, plus peak memory.
 
-    python bench/bench_stages.py [--datasets moons,digits] [--methods all] [--stages 3] [--threads 2]
+    python bench/bench_stages.py [--datasets moons,digits] [--methods all] [--stages 3] [--threads auto|N]
 
 Prints one line per (dataset, method): mean seconds per stage over the measured stages (the first stage
 is run once beforehand as warm-up and not counted), the phase split of the last stage, and the process's
@@ -21,6 +21,7 @@ import torch  # noqa: E402
 
 from tavaal_core import ActiveLearner, ExperimentConfig, available_methods  # noqa: E402
 from tavaal_core.data import load_dataset  # noqa: E402
+from tavaal_core.training import small_model_cpu_threads  # noqa: E402
 
 TARGETS = {("moons", "lloss_v2"): 0.3, ("digits", "lloss_v2"): 3.0, ("moons", "tavaal"): 0.5, ("digits", "tavaal"): 5.0}
 
@@ -48,16 +49,22 @@ def main() -> None:
     ap.add_argument("--datasets", default="moons,digits")
     ap.add_argument("--methods", default="all")
     ap.add_argument("--stages", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", default="auto",
+                    help="torch CPU threads; auto = the app's and CLI's policy (1 for the MLP and small CNN)")
     ap.add_argument("--device", default="auto")
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
+    if a.threads != "auto":
+        torch.set_num_threads(int(a.threads))
     methods = available_methods() if a.methods == "all" else a.methods.split(",")
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+    print(f"torch {torch.__version__}, "
           f"device {'cuda: ' + torch.cuda.get_device_name() if torch.cuda.is_available() and a.device != 'cpu' else 'cpu'}")
     print(f"{'dataset':8s} {'method':12s} {'s/stage':>8s} {'target':>7s}  phases of the last stage")
     for dataset in a.datasets.split(","):
         data = load_dataset(dataset)
+        if a.threads == "auto":
+            threads = small_model_cpu_threads(ExperimentConfig(dataset=dataset).resolve().model)
+            torch.set_num_threads(threads or os.cpu_count() or 1)
+            print(f"{dataset}: {torch.get_num_threads()} CPU thread(s)")
         for method in methods:
             seconds, timings = bench(dataset, method, a.stages, a.device, data)
             target = TARGETS.get((dataset, method))

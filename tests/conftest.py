@@ -1,4 +1,4 @@
-"""Shared test set-up: two CPU threads (the CI machine's cores), and small, fast configs."""
+"""Shared test set-up: passive OpenMP waits, one CPU thread, and small, fast configs."""
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see tavaal_core/__init__.py
@@ -6,7 +6,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see tavaal_core/__init__.
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# One thread: our models are small enough that intra-op threads cost more than they give (bench/).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
