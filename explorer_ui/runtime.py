@@ -37,7 +37,7 @@ def start_background_warmups():
         return None
     from tavaal_core import embedding
 
-    return embedding.start_umap_warmup(delay_s=float(os.environ.get("TAVAAL_WARMUP_DELAY", "1")))
+    return embedding.start_umap_warmup(delay_s=float(os.environ.get("TAVAAL_WARMUP_DELAY", "5")))
 
 
 def inject_style() -> None:
