@@ -29,7 +29,7 @@ venv-path:
 	@echo $(VENV)
 
 run: venv
-	$(VENV)/bin/python -m streamlit run app.py --server.address=127.0.0.1 --server.port=$(PORT) \
+	$(VENV)/bin/python scripts/serve.py --server.address=127.0.0.1 --server.port=$(PORT) \
 		--server.headless=true --browser.gatherUsageStats=false
 
 chromium:

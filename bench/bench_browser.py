@@ -45,7 +45,8 @@ def free_port() -> int:
 
 
 def start_server(port: int, env: dict | None = None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless=true",
+    # The same launcher as `make run`: heavy imports at server start, not in the first visitor's wait.
+    cmd = [sys.executable, str(ROOT / "scripts" / "serve.py"), "--server.headless=true",
            "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
            "--server.fileWatcherType=none"]
     full_env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
