@@ -12,7 +12,9 @@ export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: run test bench venv venv-path chromium clean-venv
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# No file prerequisites: the folder's name already holds the requirements' hash, and a fresh clone's
+# newer file times must not trigger a reinstall.
+$(VENV)/.installed:
 	@mkdir -p $(dir $(VENV))
 	@# Build into a temporary folder and rename, so an interrupted install never leaves a half venv.
 	rm -rf $(VENV).tmp && $(PYTHON) -m venv $(VENV).tmp

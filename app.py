@@ -37,5 +37,3 @@ if (HERE / "pages" / "runs.py").exists():
 
 page = st.navigation(pages)
 page.run()
-# After the first page has drawn: UMAP compiles in a background worker process, not inside a click.
-runtime.start_background_warmups()

@@ -31,13 +31,13 @@ COMPUTE_LOCK = threading.RLock()
 @st.cache_resource(show_spinner=False)
 def start_background_warmups():
     """UMAP's numba compile (10-20 s of CPU) in a background worker process at the lowest priority, once per
-    server, so neither a click nor a Step pays it (see tavaal_core.embedding). Started after the first page
-    has drawn (app.py)."""
+    server, so no click pays it (see tavaal_core.embedding). Started by the Feature map page, the one that
+    uses UMAP, so the playground's Steps never share the CPU with it."""
     if os.environ.get("TAVAAL_NO_WARMUP"):
         return None
     from tavaal_core import embedding
 
-    return embedding.start_umap_warmup(delay_s=float(os.environ.get("TAVAAL_WARMUP_DELAY", "5")))
+    return embedding.start_umap_warmup(delay_s=float(os.environ.get("TAVAAL_WARMUP_DELAY", "0")))
 
 
 def inject_style() -> None:

@@ -1,11 +1,14 @@
 """Feature map: the model's features in 2-d (PCA / t-SNE / UMAP), beside the VAE-augmented features."""
 import streamlit as st
 
-from explorer_ui import controls, play, views
+from explorer_ui import controls, play, runtime, views
 from tavaal_core.embedding import PROJECTION_LABELS, PROJECTIONS
 
 st.title("Feature map")
 views.explain("feature_map")
+# UMAP's numba compile starts in a background worker when this page is first opened (it opens on PCA),
+# not inside a click, and not while someone steps the playground.
+runtime.start_background_warmups()
 
 source = play.view_source()
 if source is None:
