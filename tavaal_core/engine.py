@@ -331,11 +331,14 @@ class ActiveLearner:
                 )
         return self._cache[key]
 
-    def _likelihood(self, vaal_models, needs, trained, indices) -> np.ndarray:
+    def _likelihood(self, vaal_models, needs, trained, indices, ranker_output=None) -> np.ndarray:
+        """D(mu[, r]) for ``indices``; ``ranker_output`` (l_hat) when already computed, else predicted here."""
         x = self.dataset.x_train[self._t(indices)]
         ranker = None
         if needs.vae == "rank_conditioned":
-            ranker = torch.as_tensor(self._predict(trained, x).predicted_loss, device=self.device)
+            if ranker_output is None:
+                ranker_output = self._predict(trained, x).predicted_loss
+            ranker = torch.as_tensor(ranker_output, device=self.device)
         out = adversarial.discriminator_likelihood(vaal_models, x, self.dataset.normalize, ranker_output=ranker,
                                                    settings=self._vaal_settings(needs))
         return out.float().cpu().numpy()
@@ -443,7 +446,8 @@ class _StageContext:
     def discriminator_likelihood(self) -> np.ndarray:
         strategy = get_strategy(self._method)
         return self._once("likelihood", lambda: self._learner._likelihood(
-            self.vaal_models, strategy.needs, self._trained, self.candidates))
+            self.vaal_models, strategy.needs, self._trained, self.candidates,
+            ranker_output=self.predictions().predicted_loss))  # l_hat of the candidates, computed once
 
 
 def _check_selection(selection: Selection, candidates, labeled, budget: int) -> None:
