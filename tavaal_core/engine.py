@@ -21,7 +21,7 @@ import torch
 from . import adversarial, rng
 from .analysis import class_count_entropy
 from .config import ExperimentConfig, check_method, check_pool_size
-from .data import Dataset, load_dataset, make_imbalanced, subsample
+from .data import Dataset, prepare_dataset
 from .data.pool import Pool
 from .models.loss_head import LossPredictionHead
 from .models.task import build_task_model, check_pretrained_weights
@@ -87,12 +87,7 @@ class ActiveLearner:
     # -- set-up ------------------------------------------------------------------------------------
     def start(self) -> "ActiveLearner":
         cfg = self.config
-        ds = self._given_dataset or load_dataset(cfg.dataset, **cfg.dataset_options)
-        if cfg.imbalance_ratio is not None or cfg.class_counts is not None:
-            counts = list(cfg.class_counts) if cfg.class_counts is not None else None
-            ds = make_imbalanced(ds, ratio=cfg.imbalance_ratio, class_counts=counts, seed=cfg.seed)
-        if cfg.subsample is not None:
-            ds = subsample(ds, cfg.subsample, seed=cfg.seed)
+        ds = prepare_dataset(cfg, self._given_dataset)
         check_pool_size(cfg, len(ds.y_train))
         check_pretrained_weights(cfg)
         self.dataset = ds.to(self.device)
