@@ -3,9 +3,9 @@
 References
 ----------
 - VAAL: Sinha, Ebrahimi, Darrell, "Variational Adversarial Active Learning", ICCV 2019.
-- TA-VAAL: Kim, Park, Kim, Chun, "Task-Aware Variational Adversarial Active Learning", CVPR 2021
-  (seed paper 000). Equation numbers below are TA-VAAL's.
-- VAE-augmented selection: Godwin et al. 2022 (seed paper 004), :func:`train_unsupervised_vae`.
+- TA-VAAL: Kim, Park, Kim, Chun, "Task-Aware Variational Adversarial Active Learning", CVPR 2021.
+  Equation numbers below are TA-VAAL's.
+- VAE-augmented selection: Godwin et al. 2022, :func:`train_unsupervised_vae`.
 
 The pieces, in the order a stage uses them:
 
@@ -17,7 +17,7 @@ The pieces, in the order a stage uses them:
 - :func:`discriminator_likelihood`: the score; VAAL / TA-VAAL pick the LOWEST (eq. 7).
 - :func:`encode_mu`: the VAE features ``mu`` (encoder only).
 
-Choices that differ from the reference codes (METHODS.md) are marked "Choice:" where they apply.
+Choices that differ from the reference codes (docs/METHODS.md) are marked "Choice:" where they apply.
 """
 from __future__ import annotations
 
@@ -509,7 +509,7 @@ def train_vaal(
 def encode_mu(vae: nn.Module, x: Tensor, normalize: Normalize, batch_size: int = 1024) -> Tensor:
     """``mu`` for every sample, ``(N, latent_dim)`` fp32, in eval mode, ENCODER ONLY.
 
-    METHODS.md "Known waste": the reference codes run the whole VAE (decoder included) where only
+    docs/METHODS.md "Known waste": the reference codes run the whole VAE (decoder included) where only
     ``mu`` is used; we never run the decoder here. The VAE's train/eval mode is restored after.
 
     Choice: scoring runs in fp32 even on CUDA (training uses bf16 autocast): bf16 keeps about 3
@@ -581,7 +581,7 @@ def discriminator_likelihood(
 
 
 # ----------------------------------------------------------------------------------------------
-# VAE-augmented selection (seed 004)
+# VAE-augmented selection (Godwin et al. 2022)
 # ----------------------------------------------------------------------------------------------
 def train_unsupervised_vae(
     x_all: Tensor,
@@ -597,7 +597,7 @@ def train_unsupervised_vae(
     device: str | torch.device = "cpu",
     progress: Progress = None,
 ) -> nn.Module:
-    """Seed paper 004's VAE (Godwin et al. 2022), trained unsupervised on the whole training set.
+    """Godwin et al. 2022's VAE, trained unsupervised on the whole training set.
 
     Trained once per trial and reused by every stage (so it is keyed by the seed alone:
     ``rng.seeded(seed, 0, "unsupervised-vae")`` for the init, ``"unsupervised-vae-batches"`` for

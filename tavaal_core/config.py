@@ -99,7 +99,7 @@ class ExperimentConfig:
     head_stop_fraction: float = 0.6
     # MC dropout (BALD).
     mc_passes: int = 20
-    # VAE + discriminator (VAAL, TA-VAAL) and the seed-004 unsupervised VAE.
+    # VAE + discriminator (VAAL, TA-VAAL) and the Godwin et al. 2022 unsupervised VAE.
     vae_epochs: int | None = None
     vae_batch_size: int | None = None
     latent_dim: int | None = None

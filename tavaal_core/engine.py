@@ -1,7 +1,7 @@
 """ActiveLearner: owns the stage loop. start() -> step() ... ; what_if() scores the same state with other
 methods without changing it.
 
-One stage (METHODS.md, Protocol): train the task learner (with the head the method needs) on the labeled
+One stage (docs/METHODS.md, Protocol): train the task learner (with the head the method needs) on the labeled
 pool, evaluate it, draw the candidate subset, train what else the method needs (a VAE + discriminator),
 score the candidates, record everything, label the picks.
 
@@ -81,7 +81,7 @@ class ActiveLearner:
         self.records: list[StageRecord] = []
         self._cache: dict = {}  # (kind, ...) -> trained models for the current stage
         self._warm: dict = {}  # head kind -> last stage's trained task model (warm_start)
-        self._unsupervised_vae = None  # seed 004: one per trial, reused across stages
+        self._unsupervised_vae = None  # Godwin et al. 2022: one per trial, reused across stages
         self._oracle: OracleResult | None = None
 
     # -- set-up ------------------------------------------------------------------------------------
@@ -218,7 +218,7 @@ class ActiveLearner:
         _check_selection(selection, candidates, labeled, cfg.budget)
         progress(PHASE_SCORING, 1.0, f"picked {len(selection.indices)}")
 
-        # Diagnostics every stage records (METHODS.md).
+        # Diagnostics every stage records (docs/METHODS.md).
         cand_preds = ctx.predictions()
         counts = np.bincount(self._y_train[labeled], minlength=ds.num_classes)
         entropy, entropy_norm = class_count_entropy(counts)
@@ -348,7 +348,7 @@ class ActiveLearner:
         return out.float().cpu().numpy()
 
     def _unsupervised(self, progress):
-        """Seed 004: one VAE per trial, trained on the whole training set, cached across stages."""
+        """Godwin et al. 2022: one VAE per trial, trained on the whole training set, cached across stages."""
         if self._unsupervised_vae is None:
             cfg, ds = self.config, self.dataset
             with rng.seeded(cfg.seed, 0, "unsupervised-vae-global", self.device):
@@ -437,7 +437,7 @@ class _StageContext:
 
     def features(self):
         """(candidate, labeled) features on the device: the task learner's penultimate embedding, with
-        alpha * mu of the trial VAE appended for the seed-004 methods."""
+        alpha * mu of the trial VAE appended for the Godwin et al. 2022 methods."""
         lr = self._learner
         strategy = get_strategy(self._method)
 

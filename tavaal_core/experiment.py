@@ -1,4 +1,4 @@
-"""Multi-trial comparisons (seed 004's Algorithm 1; TA-VAAL's Figures 3, 4 and 6), resumable.
+"""Multi-trial comparisons (Godwin et al. 2022's Algorithm 1; TA-VAAL's Figures 3, 4 and 6), resumable.
 
 An experiment is a base config + methods + trials. Trial ``t`` runs every method with the seed
 ``config.seed + t``, so all methods of a trial start from the same initial labels and the same model

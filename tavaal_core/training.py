@@ -133,7 +133,7 @@ def train_task_model(
     """Train ``model`` (and ``head`` when given) on (x, y), all already on the training device.
 
     Total loss is TA-VAAL eq. (2): L_T + eta * L_R, with L_R the margin loss (Learning Loss) or the
-    ranking BCE (TA-VAAL eq. 1). ``extra`` holds per-sample features appended inside the head (seed 004).
+    ranking BCE (TA-VAAL eq. 1). ``extra`` holds per-sample features appended inside the head (Godwin et al. 2022).
     """
     device = x.device
     params = list(model.parameters()) + (list(head.parameters()) if head is not None else [])

@@ -1,4 +1,4 @@
-"""Smaller training sets cut from a Dataset: class imbalance (TA-VAAL) and random subsets (seed 004).
+"""Smaller training sets cut from a Dataset: class imbalance (TA-VAAL) and random subsets (Godwin et al. 2022).
 
 Both only touch the training split; the test split stays as it was (balanced, so accuracy is
 comparable). Normalisation (mean/std) stays that of the full training set, and ``name`` stays the
@@ -114,7 +114,7 @@ def make_imbalanced(
 
 
 def subsample(ds: Dataset, n: int, seed: int = 0) -> Dataset:
-    """A uniformly random subset of ``n`` training samples (seed paper 004 uses 25k of MNIST),
+    """A uniformly random subset of ``n`` training samples (Godwin et al. 2022 uses 25k of MNIST),
     drawn from ``rng.numpy_rng(seed, 0, "subsample")``. Test set unchanged."""
     available = len(ds.y_train)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= available:
