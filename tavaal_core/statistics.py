@@ -12,6 +12,11 @@ accuracies at a stage are paired by trial; improvements and t-tests use only the
 - Paired t-test p-values (``scipy.stats.ttest_rel``, two-sided) per stage against random and between
   any two methods (Godwin et al. 2022 reports p < 0.05 cases). NaN when fewer than 2 paired trials or when the
   paired differences have zero variance (the test is undefined there).
+
+A sweep's metrics carry ``setting`` (index) and ``setting_label``: curves and tests between methods are
+then computed within each setting (a ``setting`` and ``setting_label`` column lead the result), and
+:func:`setting_tests` compares the settings of each method. Trial t uses the same seed under every setting,
+so settings are paired by trial as methods are.
 """
 from __future__ import annotations
 
@@ -67,6 +72,40 @@ def _method_order(metrics: pd.DataFrame, methods=None) -> list[str]:
     return [m for m in methods if m in present] + [m for m in present if m not in methods]
 
 
+SETTING_TEST_COLUMNS = ("method", "stage", "labeled_count", "setting_a", "setting_b", "trials", "mean_difference",
+                        "p_value")
+
+
+def has_settings(metrics: pd.DataFrame) -> bool:
+    """Whether ``metrics`` come from a sweep (a ``setting`` column with values)."""
+    return "setting" in metrics.columns and bool(metrics["setting"].notna().any())
+
+
+def setting_groups(metrics: pd.DataFrame):
+    """(setting index, label, rows) per sweep setting in index order; one ``(None, "", metrics)`` without a sweep."""
+    if not has_settings(metrics):
+        yield None, "", metrics
+        return
+    for setting, rows in metrics.groupby("setting", sort=True):
+        label = str(rows["setting_label"].iloc[0]) if "setting_label" in rows.columns else f"setting {setting}"
+        yield int(setting), label, rows
+
+
+def _per_setting(metrics: pd.DataFrame, compute, columns) -> pd.DataFrame:
+    """``compute(rows)`` per setting with ``setting, setting_label`` in front (a plain call without a sweep)."""
+    if not has_settings(metrics):
+        return compute(metrics)
+    frames = []
+    for setting, label, rows in setting_groups(metrics):
+        frame = compute(rows)
+        frame.insert(0, "setting_label", label)
+        frame.insert(0, "setting", setting)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["setting", "setting_label", *columns])
+    return pd.concat(frames, ignore_index=True)
+
+
 def accuracy_table(metrics: pd.DataFrame, stage: int) -> pd.DataFrame:
     """Accuracy at one stage as a (trial x method) table."""
     _check(metrics)
@@ -78,8 +117,12 @@ def learning_curve_frame(metrics: pd.DataFrame, baseline: str = BASELINE, method
     """The tidy frame ``tavaal_core.figures.learning_curves`` draws: one row per (method, stage) with
     ``method, stage, labeled_count, accuracy_mean, accuracy_std, trials, improvement_mean,
     p_value_vs_random``. Improvement and p-value are against ``baseline`` (random), paired by trial;
-    the baseline's own rows have improvement 0 and p NaN; without a baseline both are NaN."""
+    the baseline's own rows have improvement 0 and p NaN; without a baseline both are NaN. For a sweep,
+    one curve per (setting, method), against random under the same setting."""
     _check(metrics)
+    if has_settings(metrics):
+        return _per_setting(metrics, lambda rows: learning_curve_frame(rows.drop(columns=["setting"]), baseline,
+                                                                       methods), CURVE_COLUMNS)
     rows = []
     if metrics.empty:
         return pd.DataFrame(columns=list(CURVE_COLUMNS))
@@ -121,8 +164,11 @@ def learning_curve_frame(metrics: pd.DataFrame, baseline: str = BASELINE, method
 
 def pairwise_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None) -> pd.DataFrame:
     """Paired t-tests between every two methods, per stage (or at one stage): ``stage, labeled_count,
-    method_a, method_b, trials, mean_difference (a - b), p_value``."""
+    method_a, method_b, trials, mean_difference (a - b), p_value`` (within each setting of a sweep)."""
     _check(metrics)
+    if has_settings(metrics):
+        return _per_setting(metrics, lambda rows: pairwise_tests(rows.drop(columns=["setting"]), stage, methods),
+                            PAIRWISE_COLUMNS)
     rows = []
     if metrics.empty:
         return pd.DataFrame(columns=list(PAIRWISE_COLUMNS))
@@ -146,8 +192,40 @@ def pairwise_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None
     return pd.DataFrame(rows, columns=list(PAIRWISE_COLUMNS))
 
 
+def setting_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None) -> pd.DataFrame:
+    """A sweep's settings against each other: for every method and stage, paired t-tests (by trial) between
+    every two settings: ``method, stage, labeled_count, setting_a, setting_b, trials, mean_difference (a - b),
+    p_value``. Empty without a sweep."""
+    _check(metrics)
+    groups = list(setting_groups(metrics))
+    if not has_settings(metrics) or len(groups) < 2:
+        return pd.DataFrame(columns=list(SETTING_TEST_COLUMNS))
+    labels = [label for _, label, _ in groups]
+    rows = []
+    for method in _method_order(metrics, methods):
+        at_method = metrics[metrics["method"] == method]
+        stages = sorted(at_method["stage"].unique()) if stage is None else [stage]
+        for s in stages:
+            at = at_method[at_method["stage"] == s]
+            table = at.pivot_table(index="trial", columns="setting_label", values="accuracy", aggfunc="first")
+            labeled = at.groupby("setting_label")["labeled_count"].first()
+            for a, b in itertools.combinations([lab for lab in labels if lab in table.columns], 2):
+                paired = table[[a, b]].dropna()
+                rows.append({
+                    "method": method, "stage": int(s), "labeled_count": int(labeled[a]), "setting_a": a,
+                    "setting_b": b, "trials": int(len(paired)),
+                    "mean_difference": float((paired[a] - paired[b]).mean()) if len(paired) else math.nan,
+                    "p_value": paired_t_test(paired[a].to_numpy(), paired[b].to_numpy()),
+                })
+    return pd.DataFrame(rows, columns=list(SETTING_TEST_COLUMNS))
+
+
 def p_value_matrix(metrics: pd.DataFrame, stage: int, methods=None) -> pd.DataFrame:
-    """Symmetric (method x method) matrix of paired t-test p-values at one stage (NaN on the diagonal)."""
+    """Symmetric (method x method) matrix of paired t-test p-values at one stage (NaN on the diagonal).
+    Give a sweep's metrics one setting at a time (``setting_groups``)."""
+    if has_settings(metrics) and metrics["setting"].nunique() > 1:
+        raise ValueError("p_value_matrix takes one setting of a sweep; split the metrics with setting_groups")
+    metrics = metrics.drop(columns=["setting"]) if "setting" in metrics.columns else metrics
     tests = pairwise_tests(metrics, stage=stage, methods=methods)
     order = _method_order(metrics, methods)
     present = [m for m in order if m in set(metrics.loc[metrics["stage"] == stage, "method"])]
@@ -160,7 +238,7 @@ def p_value_matrix(metrics: pd.DataFrame, stage: int, methods=None) -> pd.DataFr
 
 def significant_cases(metrics: pd.DataFrame, alpha: float = 0.05, methods=None) -> pd.DataFrame:
     """The pairwise tests with p < alpha (Godwin et al. 2022's 'p < 0.05 cases'), the better method first."""
-    tests = pairwise_tests(metrics, methods=methods)
+    tests = pairwise_tests(metrics, methods=methods)  # within each setting of a sweep
     sig = tests[tests["p_value"] < alpha].copy()
     swap = sig["mean_difference"] < 0
     sig.loc[swap, ["method_a", "method_b"]] = sig.loc[swap, ["method_b", "method_a"]].to_numpy()
@@ -174,7 +252,7 @@ def final_summary(metrics: pd.DataFrame, baseline: str = BASELINE, methods=None)
     if curves.empty:
         return curves
     last = curves["stage"].max()
-    return curves[curves["stage"] == last].reset_index(drop=True)
+    return curves[curves["stage"] == last].reset_index(drop=True)  # one row per (setting,) method
 
 
 def curve_table(curves: pd.DataFrame) -> pd.DataFrame:
@@ -182,7 +260,9 @@ def curve_table(curves: pd.DataFrame) -> pd.DataFrame:
     if curves.empty:
         return pd.DataFrame(columns=["method", "stage", "labeled", "accuracy %", "std", "vs random (points)",
                                      "p vs random", "trials"])
+    front = {"setting": curves["setting_label"]} if "setting_label" in curves.columns else {}
     return pd.DataFrame({
+        **front,
         "method": curves["method"],
         "stage": curves["stage"],
         "labeled": curves["labeled_count"],

@@ -8,6 +8,14 @@ Layout of a run folder::
     <run>/metrics.parquet      one row per (trial, method, stage): accuracy, labeled_count, entropy, timings
     <run>/records/<method>/trial<t>/stage<s>.json   a StageRecord's scalars (+ trial, seed)
     <run>/records/<method>/trial<t>/stage<s>.npz    its arrays (np.savez_compressed; read with allow_pickle=False)
+    <run>/records/<method>/trial<t>/unit.json       the unit's progress: state, stage, phase, host, pid, worker
+
+A sweep (``config.json``'s ``sweep``: lists of values for config fields) runs every combination ("setting")
+as its own units; setting ``k`` keeps its records in ``<run>/records/setting<k>/<method>/trial<t>/`` and
+``<run>/records/setting<k>/setting.json`` names its values. One (setting, trial, method) is a *unit*: its
+folder is written by one process only (the driver's loop, a local worker or a Ray task), while
+``status.json`` and ``metrics.parquet`` are written by the driver only, so concurrent units never write
+the same file.
 
 Every write goes to a temporary file in the same folder, is fsync'ed and then renamed over the target
 (``os.replace``), so a killed process leaves either the old file or the new one, never half of one. A
@@ -49,6 +57,10 @@ STATES = ("created", "running", "finished", "failed", "interrupted")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 _STAGE_RE = re.compile(r"^stage(\d+)\.json$")
 _TRIAL_RE = re.compile(r"^trial(\d+)$")
+_SETTING_RE = re.compile(r"^setting(\d+)$")
+UNIT_FILE = "unit.json"
+SETTING_FILE = "setting.json"
+UNIT_STATES = ("done", "running", "failed", "waiting")
 
 # Metric columns every row carries (timings are added as ``time_<phase>`` columns).
 METRIC_COLUMNS = ("trial", "seed", "method", "stage", "labeled_count", "accuracy", "class_entropy",
@@ -235,6 +247,9 @@ def read_spec(run_dir) -> dict:
     for key, kind in (("config", dict), ("methods", list), ("trials", int)):
         if not isinstance(spec.get(key), kind):
             raise StoreError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
+    sweep = spec.get("sweep")
+    if sweep is not None and not (isinstance(sweep, dict) and all(isinstance(v, list) and v for v in sweep.values())):
+        raise StoreError(f"{path}: field 'sweep' must map config fields to non-empty lists of values")
     return spec
 
 
@@ -356,24 +371,39 @@ def effective_state(status: dict, run_dir=None) -> str:
 
 
 # -- records -----------------------------------------------------------------------------------------
-def record_paths(run_dir, method: str, trial: int, stage: int) -> tuple[Path, Path]:
-    folder = Path(run_dir) / RECORDS_DIR / method / f"trial{int(trial)}"
+def setting_dir(run_dir, setting: int | None) -> Path:
+    """Where a setting's units live: ``records/`` for a run without a sweep, else ``records/setting<k>/``."""
+    root = Path(run_dir) / RECORDS_DIR
+    return root if setting is None else root / f"setting{int(setting)}"
+
+
+def unit_dir(run_dir, method: str, trial: int, setting: int | None = None) -> Path:
+    """The folder of one unit (setting, trial, method): its stage records and its ``unit.json``."""
+    return setting_dir(run_dir, setting) / method / f"trial{int(trial)}"
+
+
+def record_paths(run_dir, method: str, trial: int, stage: int, setting: int | None = None) -> tuple[Path, Path]:
+    folder = unit_dir(run_dir, method, trial, setting)
     return folder / f"stage{int(stage)}.json", folder / f"stage{int(stage)}.npz"
 
 
-def save_record(run_dir, trial: int, record: StageRecord, seed: int | None = None) -> tuple[Path, Path]:
-    """Write one stage's record: arrays first, then the scalars (whose presence marks the stage done)."""
+def save_record(run_dir, trial: int, record: StageRecord, seed: int | None = None, setting: int | None = None,
+                setting_values: dict | None = None) -> tuple[Path, Path]:
+    """Write one stage's record: arrays first, then the scalars (whose presence marks the stage done). A
+    sweep's record also names its setting (index and values), so the metrics table can be rebuilt from the
+    records alone."""
     scalars, arrays = record.split()
-    json_path, npz_path = record_paths(run_dir, record.method, trial, record.stage)
+    json_path, npz_path = record_paths(run_dir, record.method, trial, record.stage, setting)
     atomic_write_npz(npz_path, arrays)
-    atomic_write_json(json_path, {"format": FORMAT_VERSION, "trial": int(trial), "seed": seed,
+    extra = {} if setting is None else {"setting": int(setting), "setting_values": dict(setting_values or {})}
+    atomic_write_json(json_path, {"format": FORMAT_VERSION, "trial": int(trial), "seed": seed, **extra,
                                   "selected_count": int(len(record.selected)),
                                   "candidate_count": int(len(record.candidates)), **scalars})
     return json_path, npz_path
 
 
-def load_record_scalars(run_dir, method: str, trial: int, stage: int) -> dict:
-    json_path, _ = record_paths(run_dir, method, trial, stage)
+def load_record_scalars(run_dir, method: str, trial: int, stage: int, setting: int | None = None) -> dict:
+    json_path, _ = record_paths(run_dir, method, trial, stage, setting)
     scalars = _read_json_object(json_path)
     for key in ("stage", "method", "accuracy", "labeled_count"):
         if key not in scalars:
@@ -384,9 +414,9 @@ def load_record_scalars(run_dir, method: str, trial: int, stage: int) -> dict:
     return scalars
 
 
-def load_record(run_dir, method: str, trial: int, stage: int) -> StageRecord:
-    json_path, npz_path = record_paths(run_dir, method, trial, stage)
-    scalars = load_record_scalars(run_dir, method, trial, stage)
+def load_record(run_dir, method: str, trial: int, stage: int, setting: int | None = None) -> StageRecord:
+    json_path, npz_path = record_paths(run_dir, method, trial, stage, setting)
+    scalars = load_record_scalars(run_dir, method, trial, stage, setting)
     arrays = read_npz(npz_path)
     try:
         return StageRecord.join(scalars, arrays)
@@ -394,33 +424,43 @@ def load_record(run_dir, method: str, trial: int, stage: int) -> StageRecord:
         raise StoreError(f"{json_path}: does not hold a complete stage record ({e})") from None
 
 
-def finished_stages(run_dir, method: str, trial: int) -> int:
+def finished_stages(run_dir, method: str, trial: int, setting: int | None = None) -> int:
     """How many stages (0, 1, ... without gaps) of (method, trial) are on disk."""
     stage = 0
     while True:
-        json_path, npz_path = record_paths(run_dir, method, trial, stage)
+        json_path, npz_path = record_paths(run_dir, method, trial, stage, setting)
         if not (json_path.is_file() and npz_path.is_file()):
             return stage
         stage += 1
 
 
-def load_records(run_dir, method: str, trial: int, stages: int | None = None) -> list[StageRecord]:
-    n = finished_stages(run_dir, method, trial)
+def load_records(run_dir, method: str, trial: int, stages: int | None = None,
+                 setting: int | None = None) -> list[StageRecord]:
+    n = finished_stages(run_dir, method, trial, setting)
     if stages is not None:
         n = min(n, stages)
-    return [load_record(run_dir, method, trial, s) for s in range(n)]
+    return [load_record(run_dir, method, trial, s, setting) for s in range(n)]
 
 
-def stored_methods(run_dir) -> list[str]:
+def stored_methods(run_dir, setting: int | None = None) -> list[str]:
+    folder = setting_dir(run_dir, setting)
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not _SETTING_RE.match(p.name)) \
+        if folder.is_dir() else []
+
+
+def stored_settings(run_dir) -> list[int]:
+    """The sweep settings with a folder on disk (empty for a run without a sweep)."""
     folder = Path(run_dir) / RECORDS_DIR
-    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in folder.iterdir() if p.is_dir() and (m := _SETTING_RE.match(p.name)))
 
 
-def stored_trials(run_dir, method: str | None = None) -> list[int]:
+def stored_trials(run_dir, method: str | None = None, setting: int | None = None) -> list[int]:
     """Trials with at least one finished stage (for any method, or for ``method``)."""
     trials = set()
-    for m in ([method] if method else stored_methods(run_dir)):
-        folder = Path(run_dir) / RECORDS_DIR / m
+    for m in ([method] if method else stored_methods(run_dir, setting)):
+        folder = setting_dir(run_dir, setting) / m
         if folder.is_dir():
             for p in folder.iterdir():
                 match = _TRIAL_RE.match(p.name)
@@ -434,19 +474,124 @@ def _run_methods(run_dir) -> list[str]:
         methods = [m for m in read_spec(run_dir)["methods"] if isinstance(m, str)]
     except StoreError:
         methods = []
-    return methods + [m for m in stored_methods(run_dir) if m not in methods]
+    stored = {m for k in (stored_settings(run_dir) or [None]) for m in stored_methods(run_dir, k)}
+    return methods + sorted(m for m in stored if m not in methods)
 
 
-def load_trial_records(run_dir, trial: int = 0, methods: Iterable[str] | None = None) -> dict[str, list[StageRecord]]:
-    """One trial of a run in the shape the app's views take: ``{method: [StageRecord per stage]}`` (the
-    finished stages of each method, in the run's method order; methods without any stage are left out)."""
+def load_trial_records(run_dir, trial: int = 0, methods: Iterable[str] | None = None,
+                       setting: int | None = None) -> dict[str, list[StageRecord]]:
+    """One trial of a run (of one sweep setting) in the shape the app's views take: ``{method: [StageRecord
+    per stage]}`` (the finished stages of each method, in the run's method order; methods without any stage
+    are left out)."""
     run_dir = require_run_dir(run_dir)
     out = {}
     for method in (list(methods) if methods is not None else _run_methods(run_dir)):
-        records = load_records(run_dir, method, trial)
+        records = load_records(run_dir, method, trial, setting=setting)
         if records:
             out[method] = records
     return out
+
+
+# -- units: one (setting, trial, method) each -------------------------------------------------------------
+@dataclass(frozen=True, order=True)
+class Unit:
+    """One independent piece of a run: a method's trial under one sweep setting (None: no sweep)."""
+
+    setting: int | None
+    trial: int
+    method: str
+
+    @property
+    def key(self) -> str:
+        """The unit's folder below ``records/``: ``lloss/trial0`` or ``setting1/lloss/trial0``."""
+        head = "" if self.setting is None else f"setting{self.setting}/"
+        return f"{head}{self.method}/trial{self.trial}"
+
+    def folder(self, run_dir) -> Path:
+        return unit_dir(run_dir, self.method, self.trial, self.setting)
+
+    def finished(self, run_dir, stages: int | None = None) -> int:
+        n = finished_stages(run_dir, self.method, self.trial, self.setting)
+        return n if stages is None else min(n, stages)
+
+    def to_list(self) -> list:
+        return [self.setting, self.trial, self.method]
+
+    @classmethod
+    def from_list(cls, values) -> "Unit":
+        setting, trial, method = values
+        return cls(None if setting is None else int(setting), int(trial), str(method))
+
+
+def spec_units(spec: dict) -> list[Unit]:
+    """The units of a spec mapping (``config.json``), in the order a sequential run takes them: setting by
+    setting, trial by trial, the methods in their order."""
+    settings = sweep_settings(spec.get("sweep")) or [None]
+    methods = [str(m) for m in spec["methods"]]
+    return [Unit(None if values is None else k, t, m) for k, values in enumerate(settings)
+            for t in range(int(spec["trials"])) for m in methods]
+
+
+def write_unit_status(run_dir, unit: Unit, status: dict) -> None:
+    """The unit's ``unit.json`` (written by the one process running the unit, or by the driver once that
+    process is gone)."""
+    atomic_write_json(unit.folder(run_dir) / UNIT_FILE, dict(status, unit=unit.key, updated=now_iso()))
+
+
+def read_unit_status(run_dir, unit: Unit) -> dict:
+    """The unit's ``unit.json``; ``{}`` when it has none or it cannot be read (progress is advisory: the
+    stage records are the truth)."""
+    try:
+        data = read_json(unit.folder(run_dir) / UNIT_FILE)
+    except StoreError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_setting_file(run_dir, setting: int, values: dict) -> None:
+    """``records/setting<k>/setting.json``: the values of a sweep setting, beside its units."""
+    path = setting_dir(run_dir, setting) / SETTING_FILE
+    atomic_write_json(path, {"setting": int(setting), "label": setting_label(values), "values": dict(values)})
+
+
+def unit_progress(run_dir, status: dict | None = None) -> list[dict]:
+    """One row per unit of the run: ``setting`` (index or None), ``setting_label``, ``trial``, ``method``,
+    ``state`` (done | running | failed | waiting), ``done`` / ``stages``, ``stage`` and ``phase`` in progress,
+    ``where`` (host, worker, device), ``error``. A unit whose unit.json says running while no driver runs
+    the run is waiting (it continues on resume)."""
+    run_dir = require_run_dir(run_dir)
+    spec = read_spec(run_dir)
+    stages = int(spec["config"].get("stages", 0) or 0)
+    settings = sweep_settings(spec.get("sweep"))
+    if status is None:
+        try:
+            status = read_status(run_dir)
+        except StoreError:
+            status = {"state": "created"}
+    live = effective_state(status, run_dir) == "running"
+    rows = []
+    for unit in spec_units(spec):
+        done = unit.finished(run_dir, stages)
+        info = read_unit_status(run_dir, unit)
+        if done >= stages:
+            state = "done"
+        elif info.get("state") == "running" and live:
+            state = "running"
+        elif info.get("state") == "failed":
+            state = "failed"
+        else:
+            state = "waiting"
+        where = ", ".join(str(info[k]) for k in ("host", "worker", "device") if info.get(k)) if info else ""
+        rows.append({
+            "unit": unit.key, "setting": unit.setting,
+            "setting_label": setting_label(settings[unit.setting]) if unit.setting is not None else "",
+            "trial": unit.trial, "method": unit.method, "state": state, "done": done, "stages": stages,
+            "stage": info.get("stage") if state == "running" else None,
+            "phase": (info.get("phase") or "starting") if state == "running" else "",
+            "fraction": float(info.get("fraction") or 0.0) if state == "running" else 0.0,
+            "where": where, "error": str(info.get("error") or "") if state == "failed" else "",
+        })
+    return rows
 
 
 # -- metrics -----------------------------------------------------------------------------------------
@@ -454,8 +599,32 @@ def _phase_column(phase: str) -> str:
     return "time_" + re.sub(r"[^a-z0-9]+", "_", phase.lower()).strip("_")
 
 
+def _show_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True, default=_json_default)
+    return str(value)
+
+
+def setting_label(values: dict) -> str:
+    """A sweep setting as people write it: ``alpha=0.5, discriminator_rank_input=raw``."""
+    return ", ".join(f"{field}={_show_value(value)}" for field, value in values.items())
+
+
+def sweep_settings(sweep: dict | None) -> list[dict]:
+    """Every combination of a sweep's values, in order (the first field varies slowest); ``[]`` without a sweep."""
+    import itertools
+
+    if not sweep:
+        return []
+    fields = list(sweep)
+    return [dict(zip(fields, combo)) for combo in itertools.product(*(list(sweep[f]) for f in fields))]
+
+
 def metrics_row(scalars: dict, trial: int | None = None, seed: int | None = None) -> dict:
-    """One metrics row from a record's scalars (a StageRecord.split()[0] or a stored stage JSON)."""
+    """One metrics row from a record's scalars (a StageRecord.split()[0] or a stored stage JSON). A sweep's
+    row also carries ``setting`` (its index), ``setting_label`` and one column per swept field."""
     timings = scalars.get("timings") or {}
     row = {
         "trial": int(scalars.get("trial", trial) if trial is None else trial),
@@ -473,11 +642,20 @@ def metrics_row(scalars: dict, trial: int | None = None, seed: int | None = None
     }
     for phase, seconds in timings.items():
         row[_phase_column(phase)] = float(seconds)
+    if scalars.get("setting") is not None:
+        values = dict(scalars.get("setting_values") or {})
+        row["setting"] = int(scalars["setting"])
+        row["setting_label"] = setting_label(values)
+        for field, value in values.items():
+            row.setdefault(field, _show_value(value) if isinstance(value, (dict, list, tuple)) else value)
     return row
 
 
-def record_metrics_row(record: StageRecord, trial: int, seed: int | None) -> dict:
+def record_metrics_row(record: StageRecord, trial: int, seed: int | None, setting: int | None = None,
+                       setting_values: dict | None = None) -> dict:
     scalars, _ = record.split()
+    if setting is not None:
+        scalars = dict(scalars, setting=setting, setting_values=dict(setting_values or {}))
     row = metrics_row(scalars, trial, seed)
     row["selected_count"] = int(len(record.selected))
     row["candidate_count"] = int(len(record.candidates))
@@ -491,11 +669,12 @@ def _rows_frame(rows: list[dict]):
     for col in METRIC_COLUMNS:
         if col not in frame.columns:
             frame[col] = pd.Series(dtype="float64")
+    keys = (["setting"] if "setting" in frame.columns else []) + ["trial", "method", "stage"]
     if len(frame):
-        frame = frame.sort_values(["trial", "method", "stage"], kind="stable").reset_index(drop=True)
+        frame = frame.sort_values(keys, kind="stable").reset_index(drop=True)
     for col in ("selected_count", "candidate_count", "seed"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
-    front = [c for c in METRIC_COLUMNS]
+    front = list(METRIC_COLUMNS) + [c for c in ("setting", "setting_label") if c in frame.columns]
     return frame[front + sorted(c for c in frame.columns if c not in front)]
 
 
@@ -504,30 +683,35 @@ def write_metrics(run_dir, rows: list[dict]) -> None:
     atomic_write(Path(run_dir) / METRICS_FILE, lambda f: frame.to_parquet(f, index=False))
 
 
-def _stage_json_files(run_dir) -> list[tuple[str, int, int, Path]]:
+def _stage_json_files(run_dir) -> list[tuple[int | None, str, int, int, Path]]:
+    """(setting, method, trial, stage, json path) of every complete stage record on disk."""
     out = []
     root = Path(run_dir) / RECORDS_DIR
     if not root.is_dir():
         return out
-    for mdir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for tdir in sorted(p for p in mdir.iterdir() if p.is_dir()):
-            tm = _TRIAL_RE.match(tdir.name)
-            if not tm:
-                continue
-            for f in tdir.iterdir():
-                sm = _STAGE_RE.match(f.name)
-                if sm and f.with_suffix(".npz").is_file():
-                    out.append((mdir.name, int(tm.group(1)), int(sm.group(1)), f))
+    for setting in [None] + stored_settings(run_dir):
+        folder = setting_dir(run_dir, setting)
+        for mdir in sorted(p for p in folder.iterdir() if p.is_dir() and not _SETTING_RE.match(p.name)):
+            for tdir in sorted(p for p in mdir.iterdir() if p.is_dir()):
+                tm = _TRIAL_RE.match(tdir.name)
+                if not tm:
+                    continue
+                for f in tdir.iterdir():
+                    sm = _STAGE_RE.match(f.name)
+                    if sm and f.with_suffix(".npz").is_file():
+                        out.append((setting, mdir.name, int(tm.group(1)), int(sm.group(1)), f))
     return out
 
 
 def metrics_rows_from_records(run_dir) -> list[dict]:
-    """Metrics rows rebuilt from the stored stage JSONs (scalars only; arrays are not read)."""
+    """Metrics rows rebuilt from the stored stage JSONs (scalars only; arrays are not read). The driver
+    writes ``metrics.parquet`` from these, so the table never depends on which process ran which unit."""
     rows = []
-    for method, trial, stage, _ in _stage_json_files(run_dir):
-        scalars = load_record_scalars(run_dir, method, trial, stage)
-        row = metrics_row(scalars, trial)
-        rows.append(row)
+    for setting, method, trial, stage, _ in _stage_json_files(run_dir):
+        scalars = load_record_scalars(run_dir, method, trial, stage, setting)
+        if setting is not None:
+            scalars = dict(scalars, setting=setting)
+        rows.append(metrics_row(scalars, trial))
     return rows
 
 
@@ -633,6 +817,10 @@ class RunInfo:
     pid: int | None = None
     current: dict = field(default_factory=dict)
     run_seconds: float = 0.0  # wall-clock seconds the run's processes have spent so far (all sessions)
+    sweep: dict = field(default_factory=dict)  # field -> values (empty: no sweep)
+    settings: list = field(default_factory=list)  # every combination of the sweep's values, in order
+    executor: str = ""  # how the last session ran its units: sequential | local (N workers) | ray (address)
+    running: list = field(default_factory=list)  # the units in progress (parallel runs): unit, stage, phase, where
 
     @property
     def progress(self) -> float:
@@ -648,6 +836,7 @@ class RunInfo:
     def as_row(self) -> dict:
         return {"name": self.name, "state": self.state, "dataset": self.dataset,
                 "methods": ", ".join(self.methods), "trials": self.trials, "stages": self.stages,
+                "settings": len(self.settings) or 1,
                 "progress": f"{self.done}/{self.total}", "created": self.created, "error": self.error,
                 "path": str(self.path)}
 
@@ -662,14 +851,17 @@ def run_info(run_dir) -> RunInfo:
     trials = int(spec["trials"])
     status_path = run_dir / STATUS_FILE
     status = read_status(run_dir) if status_path.exists() else {"state": "created"}
-    done = sum(min(finished_stages(run_dir, m, t), stages) for m in methods for t in range(trials))
+    units = spec_units(spec)
+    done = sum(u.finished(run_dir, stages) for u in units)
+    sweep = dict(spec.get("sweep") or {})
     return RunInfo(
         path=run_dir, name=run_dir.name, state=effective_state(status, run_dir), broken=False,
         error=str(status.get("error") or ""), dataset=str(cfg.get("dataset", "")), preset=spec.get("preset"),
         description=str(spec.get("description") or ""), methods=methods, trials=trials, stages=stages,
-        done=done, total=len(methods) * trials * stages, created=str(spec.get("created") or status.get("created") or ""),
+        done=done, total=len(units) * stages, created=str(spec.get("created") or status.get("created") or ""),
         updated=str(status.get("updated") or ""), pid=status.get("pid"), current=dict(status.get("current") or {}),
-        run_seconds=float(status.get("run_seconds") or 0.0),
+        run_seconds=float(status.get("run_seconds") or 0.0), sweep=sweep, settings=sweep_settings(sweep),
+        executor=str(status.get("executor") or ""), running=list(status.get("running") or []),
     )
 
 
@@ -719,11 +911,33 @@ def export_run(run_dir, to=None) -> list[Path]:
     if len(metrics):
         write_csv("curves.csv", statistics.learning_curve_frame(metrics))
         write_csv("pairwise_tests.csv", statistics.pairwise_tests(metrics))
-    selections: dict = {}
-    scores: dict = {}
+        if statistics.has_settings(metrics):
+            write_csv("setting_tests.csv", statistics.setting_tests(metrics))
+    # a sweep's selections and scores are keyed by the setting's label first ("alpha=0.5": method -> ...)
+    try:
+        settings = sweep_settings(read_spec(run_dir).get("sweep"))
+    except StoreError:
+        settings = []
+    selections_all: dict = {}
+    scores_all: dict = {}
+    for setting in (range(len(settings)) if settings else [None]):
+        if setting is None:
+            selections, scores = selections_all, scores_all
+        else:
+            label = setting_label(settings[setting])
+            selections, scores = selections_all.setdefault(label, {}), scores_all.setdefault(label, {})
+        _collect_picks(run_dir, setting, selections, scores)
+    for name, obj in (("selections.json", selections_all), ("scores.json", scores_all)):
+        path = out / name
+        atomic_write_json(path, obj)
+        files.append(path)
+    return files
+
+
+def _collect_picks(run_dir, setting: int | None, selections: dict, scores: dict) -> None:
     for method in _run_methods(run_dir):
-        for trial in stored_trials(run_dir, method):
-            for record in load_records(run_dir, method, trial):
+        for trial in stored_trials(run_dir, method, setting):
+            for record in load_records(run_dir, method, trial, setting=setting):
                 selections.setdefault(method, {}).setdefault(str(trial), {})[str(record.stage)] = record.selected.tolist()
                 scores.setdefault(method, {}).setdefault(str(trial), {})[str(record.stage)] = {
                     "score_name": record.score_name,
@@ -732,8 +946,3 @@ def export_run(run_dir, to=None) -> list[Path]:
                     "scores": [None if not math.isfinite(x) else x for x in record.candidate_scores.astype(float).tolist()],
                     "selected": record.selected.tolist(),
                 }
-    for name, obj in (("selections.json", selections), ("scores.json", scores)):
-        path = out / name
-        atomic_write_json(path, obj)
-        files.append(path)
-    return files
