@@ -171,7 +171,14 @@ class ExperimentSpec:
         config = dict(config, method=methods[0])
         validate_sweep(sweep)
         config.update(store.sweep_settings(sweep)[0] if sweep else {})  # a valid base config: the first setting
-        return cls(config=ExperimentConfig.from_dict(config), methods=tuple(methods),
+        try:
+            base = ExperimentConfig.from_dict(config)
+        except ConfigError as e:
+            if e.field not in sweep:
+                raise
+            message = str(e)[len(e.field) + 2:]
+            raise ConfigError(f"sweep.{e.field}", f"{message} (setting {store.setting_label(store.sweep_settings(sweep)[0])})") from None
+        return cls(config=base, methods=tuple(methods),
                    trials=data.get("trials", 1), preset=data.get("preset"),
                    description=str(data.get("description") or ""), notes=data.get("notes") or {}, sweep=sweep)
 
@@ -716,7 +723,7 @@ def log_path(output, name: str) -> Path:
 def run_command(*, output=None, name: str | None = None, preset: str | None = None, config_file=None,
                 methods=None, trials: int | None = None, stages: int | None = None, seed: int | None = None,
                 device: str | None = None, resume=None, threads: int | None = None,
-                pretrained: str | None = None) -> list[str]:
+                pretrained: str | None = None, workers: int | None = None) -> list[str]:
     """The ``python -m tavaal_core run ...`` command line for these settings (checked by the CLI itself)."""
     import sys
 
@@ -733,6 +740,8 @@ def run_command(*, output=None, name: str | None = None, preset: str | None = No
                 cmd += [flag, str(value)]
     if threads is not None:
         cmd += ["--threads", str(int(threads))]
+    if workers is not None:
+        cmd += ["--workers", str(int(workers))]
     return cmd + ["--quiet"]
 
 
