@@ -247,3 +247,34 @@ def test_the_core_imports_and_runs_without_ray(tmp_path):
                           env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert done.returncode == 0, done.stderr[-2000:]
     assert "sequential" in done.stderr
+
+
+# -- the Saved runs page --------------------------------------------------------------------------------------------
+def test_runs_page_shows_the_sweep_its_units_and_a_curve_per_setting(tmp_path, sequential_run, monkeypatch):
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    root = tmp_path / "runs"
+    shutil.copytree(sequential_run, root / "sweep")
+    monkeypatch.setenv("TAVAAL_RUNS_DIR", str(root))
+    at = AppTest.from_file(str(REPO / "pages" / "runs.py"), default_timeout=120)
+    at.session_state["runs_selected"] = "sweep"
+    at.run()
+    assert not at.exception, at.exception
+    assert any("**Sweep**: 2 settings" in m.value and "discriminator_rank_input" in m.value for m in at.markdown)
+    frames = [df.value for df in at.dataframe]
+    settings = next(f for f in frames if list(f.columns) == ["setting", "discriminator_rank_input"])
+    assert settings["discriminator_rank_input"].tolist() == ["sigmoid", "raw"]
+    units = next(f for f in frames if "where" in f.columns)
+    assert len(units) == 8 and set(units["state"]) == {"✅ done"} and set(units["stages"]) == {"2/2"}
+    assert set(units["setting"]) == {"discriminator_rank_input=sigmoid", "discriminator_rank_input=raw"}
+    assert any("8 units" in c.value and "8 done" in c.value for c in at.caption)
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    lines = [t["name"] for t in fig["data"] if (t.get("meta") or {}).get("role") == "mean"]
+    assert len(lines) == 4 and "TA-VAAL · discriminator_rank_input=raw" in lines
+    assert any("Settings against each other" in c.value for c in at.caption)
+    # open trial 1 of the second setting in every view
+    at.selectbox(key="runs_setting").set_value(1).run()
+    next(b for b in at.button if b.label == "Open this trial in every view").click().run()
+    assert not at.exception and any("Opened trial" in s.value for s in at.success)
