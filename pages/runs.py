@@ -176,9 +176,6 @@ else:
     if run.state == "failed" and run.error:
         st.error(f"The run failed: {run.error}")
     unit_views.settings_table(run)
-    with st.expander("Units: progress and where each runs", icon=":material/lan:",
-                     expanded=run.state == "running" or run.state == "failed" or bool(run.settings)):
-        unit_views.unit_table(run)
     actions = st.columns(4)
     if run.state == "running":
         if actions[0].button("Stop", icon=":material/stop:", help="Ends the run's process; it can be resumed later."):
@@ -220,6 +217,10 @@ else:
             unit_views.setting_tests(metrics, stage)
     elif metrics is not None:
         st.caption("No finished stage yet.")
+
+    with st.expander("Units: progress and where each runs", icon=":material/lan:",
+                     expanded=run.state == "running" or run.state == "failed" or bool(run.settings)):
+        unit_views.unit_table(run)
 
     # open one trial (of one sweep setting) in every view of the app
     setting = None
