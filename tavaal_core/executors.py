@@ -34,7 +34,7 @@ from .errors import TavaalError
 
 POLL_S = 0.2  # how often the driver reads the running units' files
 RAY_VERSION = "2.60.0"
-RAY_INSTALL = f"pip install 'ray[default]=={RAY_VERSION}'"
+RAY_INSTALL = f"pip install 'ray=={RAY_VERSION}'"
 EXECUTORS = ("local", "ray")
 
 
