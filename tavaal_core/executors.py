@@ -237,11 +237,13 @@ class LocalExecutor:
         # spawn, not fork: a forked child would inherit torch's threads and locks mid-state
         ctx = mp.get_context("spawn")
         n = self.planned_workers(experiment, units)
-        gpus = 0
+        gpus: list[str] = []
         if _wants_gpu(experiment.spec):
             import torch
 
-            gpus = torch.cuda.device_count()
+            # the GPUs this process may use, by the names CUDA_VISIBLE_DEVICES gave them (if it is set)
+            visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+            gpus = visible or [str(i) for i in range(torch.cuda.device_count())]
         args = (str(experiment.run_dir), experiment.spec.config.device, self.threads, driver.status["session"])
         stages = experiment.spec.stages
         queue = deque(units)
@@ -250,7 +252,7 @@ class LocalExecutor:
         def start_worker() -> _Worker:
             index = counter[0]
             counter[0] += 1
-            return _Worker(ctx, index, args, str(index % gpus) if gpus else None)
+            return _Worker(ctx, index, args, gpus[index % len(gpus)] if gpus else None)
 
         workers = [start_worker() for _ in range(n)]
         try:
