@@ -278,3 +278,37 @@ def test_runs_page_shows_the_sweep_its_units_and_a_curve_per_setting(tmp_path, s
     at.selectbox(key="runs_setting").set_value(1).run()
     next(b for b in at.button if b.label == "Open this trial in every view").click().run()
     assert not at.exception and any("Opened trial" in s.value for s in at.success)
+
+
+def test_a_killed_driver_takes_its_workers_with_it(tmp_path):
+    """SIGKILL on the driver (no chance to clean up): its worker processes end too, so none keeps writing
+    into a run that a resumed driver takes over."""
+    import time
+
+    spec = {"config": {"dataset": "moons", "stages": 30, "task_epochs": 50, "vae_epochs": 5, "device": "cpu",
+                       "analysis_size": 100}, "methods": ["random", "lloss"], "trials": 1}
+    (tmp_path / "long.json").write_text(json.dumps(spec))
+    driver = subprocess.Popen([sys.executable, "-m", "tavaal_core", "run", "--config", str(tmp_path / "long.json"),
+                               "--workers", "2", "--output", str(tmp_path), "--name", "long", "--quiet"],
+                              cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), stderr=subprocess.PIPE)
+    run_dir = tmp_path / "long"
+    units = [Unit(None, 0, "random"), Unit(None, 0, "lloss")]
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not (run_dir.exists() and all(
+                store.read_unit_status(run_dir, u).get("state") == "running" for u in units)):
+            assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
+            time.sleep(0.1)
+        pids = [store.read_unit_status(run_dir, u)["pid"] for u in units]
+        assert len(set(pids)) == 2 and driver.pid not in pids
+        driver.kill()
+        driver.wait(30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(store.process_alive(p) for p in pids):
+            time.sleep(0.1)
+        assert not any(store.process_alive(p) for p in pids), "a worker outlived its driver"
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert store.run_info(run_dir).state == "interrupted"
+    assert {u["state"] for u in store.unit_progress(run_dir)} == {"waiting"}
