@@ -411,7 +411,7 @@ class RayExecutor:
             task = ray.remote(_ray_unit)
             run_dir = str(experiment.run_dir.resolve())
             run_id = store.read_spec(experiment.run_dir).get("run_id")
-            threads = self.threads if self.threads else (None if gpu else 1)
+            threads = self.threads  # None: the unit's rule (1 for the small models on a CPU)
             for unit in units:
                 ref = task.options(num_cpus=cpus, num_gpus=1 if gpu else 0, max_retries=0,
                                    name=f"tavaal {unit.key}").remote(

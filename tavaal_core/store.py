@@ -569,15 +569,19 @@ def unit_progress(run_dir, status: dict | None = None) -> list[dict]:
         except StoreError:
             status = {"state": "created"}
     live = effective_state(status, run_dir) == "running"
+    session = status.get("session")
     rows = []
     for unit in spec_units(spec):
         done = unit.finished(run_dir, stages)
         info = read_unit_status(run_dir, unit)
+        # while a driver runs the run, only this session's word counts: a unit that failed in an earlier
+        # session waits to be rerun
+        this_session = not live or not session or info.get("session") == session
         if done >= stages:
             state = "done"
-        elif info.get("state") == "running" and live:
+        elif info.get("state") == "running" and live and this_session:
             state = "running"
-        elif info.get("state") == "failed":
+        elif info.get("state") == "failed" and this_session:
             state = "failed"
         else:
             state = "waiting"
