@@ -9,7 +9,7 @@ from tavaal_core import statistics, store
 from tavaal_core.errors import TavaalError
 from tavaal_core.figures import method_label
 
-STATE_MARKS = {"done": "✅ done", "running": "🔄 running", "failed": "❌ failed", "waiting": "⏳ waiting"}
+STATES = ("done", "running", "failed", "waiting")
 
 
 def settings_table(run: store.RunInfo) -> None:
@@ -25,7 +25,7 @@ def settings_table(run: store.RunInfo) -> None:
 
 
 def _summary(rows: list[dict]) -> str:
-    counts = {state: sum(r["state"] == state for r in rows) for state in STATE_MARKS}
+    counts = {state: sum(r["state"] == state for r in rows) for state in STATES}
     return " · ".join(f"{n} {state}" for state, n in counts.items() if n)
 
 
@@ -42,9 +42,11 @@ def unit_table(run: store.RunInfo, key: str = "runs_units") -> None:
             return
         how = f" · {run.executor}" if run.executor else ""
         st.caption(f"{len(rows)} units (setting × trial × method): {_summary(rows)}{how}")
+        # the setting by its values only (the settings table above names the fields), to keep the table narrow
+        short = {k: ", ".join(str(v) for v in values.values()) for k, values in enumerate(run.settings)}
         frame = pd.DataFrame([{
-            "setting": r["setting_label"], "trial": r["trial"], "method": method_label(r["method"]),
-            "state": STATE_MARKS[r["state"]], "progress": r["done"] / r["stages"] if r["stages"] else 0.0,
+            "setting": short.get(r["setting"], ""), "trial": r["trial"], "method": method_label(r["method"]),
+            "state": r["state"], "progress": r["done"] / r["stages"] if r["stages"] else 0.0,
             "stages": f"{r['done']}/{r['stages']}",
             "now": (f"stage {r['stage']}: {r['phase']} {100 * r['fraction']:.0f}%" if r["state"] == "running" else ""),
             "where": r["where"], "error": r["error"],
