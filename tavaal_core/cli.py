@@ -4,7 +4,7 @@ Commands::
 
     run (--preset NAME | --config FILE) [--methods a,b] [--trials N] [--stages N] [--seed N]
         [--epochs N] [--epochs-increment N] [--pretrained imagenet|none] [--sweep FIELD=V1,V2 ...]
-        [--device auto|cpu|cuda] [--output DIR] [--name NAME] [--threads N] [--quiet]
+        [--device auto|cpu|cuda] [--output DIR] [--name NAME] [--threads N] [--quiet] [--yes]
         [--executor local|ray] [--workers N] [--ray-address auto|HOST:PORT]
     run --resume RUN_DIR [--device auto|cpu|cuda] [--threads N] [--quiet] [--executor ...] [--workers N]
     list [--output DIR]
@@ -32,6 +32,7 @@ PROG = "python -m tavaal_core"
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
+CONFIRM_ABOVE_S = 3600  # runs estimated longer than this need --yes
 
 
 class UsageError(Exception):
@@ -97,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ray-address", dest="ray_address",
                      help="join a running Ray cluster: 'auto' (this machine is part of it) or HOST:PORT; "
                           "the run folder must be on storage every node mounts at the same path")
+    run.add_argument("--yes", action="store_true",
+                     help=f"start even when the estimate is above {CONFIRM_ABOVE_S // 3600} hour(s)")
 
     lst = sub.add_parser("list", help="list the runs in a folder")
     lst.add_argument("--output", default="runs", help="folder holding the run folders (default: runs/)")
@@ -242,6 +245,22 @@ class _Bars:
             self.total_bar = None
 
 
+def _estimate_or_refuse(spec, confirmed: bool, quiet: bool) -> None:
+    """Print how long the run will take on this machine; above an hour, start only with --yes (the refusal is
+    the one line printed)."""
+    from .estimate import estimate_spec, format_duration
+
+    if not quiet:
+        print("estimating the run time on this machine (a short probe, cached)...", file=sys.stderr, flush=True)
+    estimate = estimate_spec(spec)
+    if estimate.seconds > CONFIRM_ABOVE_S and not confirmed:
+        raise UsageError(f"--yes: this run would take {estimate.describe()}; pass --yes to start it "
+                         f"(above {format_duration(CONFIRM_ABOVE_S)})")
+    settings = f"{len(spec.settings)} settings x " if spec.settings else ""
+    print(f"estimate: {estimate.describe()} ({settings}{spec.trials} trials x {len(spec.methods)} methods x "
+          f"{spec.config.stages} stages, one unit after another)", file=sys.stderr, flush=True)
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -267,7 +286,8 @@ def cmd_run(args) -> int:
         experiment.check_not_running()
     else:
         spec = _build_spec(args)
-        experiment = Experiment.create(spec, args.output, args.name)
+        experiment = Experiment.create(spec, args.output, args.name,
+                                       before_folder=lambda e: _estimate_or_refuse(e.spec, args.yes, args.quiet))
     if args.threads is None:
         from .training import resolve_device, small_model_cpu_threads
 
