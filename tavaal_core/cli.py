@@ -397,7 +397,7 @@ def cmd_summary(args) -> int:
         if statistics.has_settings(metrics):
             between = statistics.setting_tests(metrics)
             between = between[between["stage"] == between["stage"].max()] if len(between) else between
-            print(f"\nsettings against each other at the last stage (paired t-tests by trial):")
+            print("\nsettings against each other at the last stage (paired t-tests by trial):")
             print(between.to_string(index=False) if len(between) else "(one setting so far)")
     return 0
 

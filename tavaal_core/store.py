@@ -613,7 +613,7 @@ def _show_value(value) -> str:
 
 def setting_label(values: dict) -> str:
     """A sweep setting as people write it: ``alpha=0.5, discriminator_rank_input=raw``."""
-    return ", ".join(f"{field}={_show_value(value)}" for field, value in values.items())
+    return ", ".join(f"{name}={_show_value(value)}" for name, value in values.items())
 
 
 def sweep_settings(sweep: dict | None) -> list[dict]:
@@ -650,8 +650,8 @@ def metrics_row(scalars: dict, trial: int | None = None, seed: int | None = None
         values = dict(scalars.get("setting_values") or {})
         row["setting"] = int(scalars["setting"])
         row["setting_label"] = setting_label(values)
-        for field, value in values.items():
-            row.setdefault(field, _show_value(value) if isinstance(value, (dict, list, tuple)) else value)
+        for name, value in values.items():
+            row.setdefault(name, _show_value(value) if isinstance(value, (dict, list, tuple)) else value)
     return row
 
 
