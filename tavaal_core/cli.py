@@ -10,13 +10,15 @@ Commands::
     summary RUN_DIR
     presets
 
-Exit codes: 0 done; 2 bad input (one line on stderr naming the field and the allowed values, no
-traceback); 1 the run failed (one line; the status file keeps the message); 130 interrupted (Ctrl-C or
-SIGTERM; the run folder can be resumed).
+Exit codes: 0 done; 2 a user error, refused before anything runs (one line on stderr naming the field
+or the file, no traceback: a bad value, an absent dataset, a damaged or busy run folder, an output
+folder that is a file); 1 the run failed while running (one line; the status file keeps the message);
+130 interrupted (Ctrl-C or SIGTERM; the run folder can be resumed).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -53,6 +55,21 @@ def _positive_int():
     return _int_at_least(1)
 
 
+def _threads(text):
+    # more intra-op threads than cores only slows torch down, and a huge count crashes it (segfault)
+    cores = os.cpu_count() or 1
+    value = _int_at_least(1)(text)
+    if value > cores:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {cores} (this machine's CPU cores), got {value}")
+    return value
+
+
+def _folder(text):
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give a folder (the path is empty)")
+    return text
+
+
 def _non_negative_int():
     return _int_at_least(0)
 
@@ -65,26 +82,27 @@ def build_parser() -> argparse.ArgumentParser:
     source = run.add_mutually_exclusive_group()
     source.add_argument("--preset", help="a preset name (see `presets`)")
     source.add_argument("--config", help="an experiment file (.json, .yaml)")
-    source.add_argument("--resume", metavar="RUN_DIR", help="continue a run folder where it stopped")
+    source.add_argument("--resume", metavar="RUN_DIR", type=_folder,
+                        help="continue a run folder where it stopped (recomputing damaged records)")
     run.add_argument("--methods", help="comma-separated methods (default: the preset's)")
     run.add_argument("--trials", type=_positive_int(), help="number of trials (seeds seed, seed+1, ...)")
     run.add_argument("--stages", type=_positive_int(), help="active-learning stages per trial")
     run.add_argument("--seed", type=_non_negative_int(), help="base seed (trial t uses seed + t)")
     run.add_argument("--device", help="auto, cpu or cuda")
-    run.add_argument("--output", default="runs", help="folder holding the run folders (default: runs/)")
+    run.add_argument("--output", type=_folder, help="folder holding the run folders (default: runs/)")
     run.add_argument("--name", help="run folder name (default: <preset>-<date>-<time>)")
-    run.add_argument("--threads", type=_positive_int(), help="torch CPU threads (default: 1 for the MLP and small CNN on a CPU, else torch's choice)")
+    run.add_argument("--threads", type=_threads, help="torch CPU threads (default: 1 for the MLP and small CNN on a CPU, else torch's choice)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
     lst = sub.add_parser("list", help="list the runs in a folder")
-    lst.add_argument("--output", default="runs", help="folder holding the run folders (default: runs/)")
+    lst.add_argument("--output", type=_folder, default="runs", help="folder holding the run folders (default: runs/)")
 
     exp = sub.add_parser("export", help="write a run's metrics (CSV), selections and scores (JSON)")
-    exp.add_argument("run_dir", metavar="RUN_DIR")
-    exp.add_argument("--to", help="destination folder (default: RUN_DIR/export)")
+    exp.add_argument("run_dir", metavar="RUN_DIR", type=_folder)
+    exp.add_argument("--to", type=_folder, help="destination folder (default: RUN_DIR/export)")
 
     summ = sub.add_parser("summary", help="print a run's learning curves and p-values")
-    summ.add_argument("run_dir", metavar="RUN_DIR")
+    summ.add_argument("run_dir", metavar="RUN_DIR", type=_folder)
 
     sub.add_parser("presets", help="list the presets")
     return parser
@@ -172,23 +190,52 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _check_output(folder) -> None:
+    """The folder of runs must be a folder we can write in, or one we can make: refused before anything runs."""
+    from pathlib import Path
+
+    path = Path(folder).absolute()
+    if path.exists():
+        if not path.is_dir():
+            raise UsageError(f"--output: {folder} is a file, not a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise UsageError(f"--output: cannot write in {folder}")
+        return
+    parent = next(p for p in path.parents if p.exists())
+    if not parent.is_dir():
+        raise UsageError(f"--output: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--output: cannot create {folder} (no write access to {parent})")
+
+
+def _os_error(e: OSError, what: str) -> UsageError:
+    where = f" {e.filename}" if getattr(e, "filename", None) else ""
+    return UsageError(f"{what}: cannot write{where} ({e.strerror or e})")
+
+
 def cmd_run(args) -> int:
+    from . import store
     from .experiment import Experiment
 
+    if args.resume is not None:
+        given = [f"--{k}" for k in ("methods", "trials", "stages", "seed", "device", "name", "output")
+                 if getattr(args, k) is not None]
+        if given:
+            raise UsageError(f"--resume continues the run's own config in its own folder; drop {', '.join(given)}")
+        experiment = Experiment.open(args.resume)
+        experiment.check_not_running()
+    else:
+        output = args.output if args.output is not None else "runs"
+        _check_output(output)
+        spec = _build_spec(args)
+        try:
+            experiment = Experiment.create(spec, output, args.name)
+        except OSError as e:  # a folder that cannot be made: nothing ran
+            raise _os_error(e, "--output") from None
     if args.threads is not None:
         import torch
 
         torch.set_num_threads(args.threads)
-    if args.resume is not None:
-        given = [f"--{k}" for k in ("methods", "trials", "stages", "seed", "device", "name")
-                 if getattr(args, k) is not None]
-        if given:
-            raise UsageError(f"--resume continues the run's own config; drop {', '.join(given)}")
-        experiment = Experiment.open(args.resume)
-        experiment.check_not_running()
-    else:
-        spec = _build_spec(args)
-        experiment = Experiment.create(spec, args.output, args.name)
     if args.threads is None:
         from .training import resolve_device, small_model_cpu_threads
 
@@ -202,8 +249,18 @@ def cmd_run(args) -> int:
     # SIGTERM (e.g. the app's Stop button) ends the run like Ctrl-C: status 'interrupted', resumable.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     bars = _Bars(not args.quiet)
+
+    def report(event):
+        if event.kind == "repair":  # always said, even with --quiet: the user should know what changed
+            print(f"recomputing {event.message}", file=sys.stderr, flush=True)
+        bars(event)
+
     try:
-        experiment.run(bars)
+        experiment.run(report)
+    except store.RunBusy as e:  # another process got there first: a user error like "still running"
+        bars.close()
+        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         bars.close()
         print(f"{PROG}: interrupted; resume with: {PROG} run --resume {experiment.run_dir}", file=sys.stderr)
@@ -215,6 +272,9 @@ def cmd_run(args) -> int:
     finally:
         bars.close()
         signal.signal(signal.SIGTERM, previous)
+    repaired = store.read_status(experiment.run_dir).get("repaired") or []
+    if repaired:
+        print(f"recomputed {len(repaired)} damaged record(s); the run is whole again", file=sys.stderr)
     _print_summary(experiment.run_dir)
     print(experiment.run_dir)
     return 0
@@ -242,8 +302,12 @@ def _print_summary(run_dir):
 
 
 def cmd_list(args) -> int:
+    from pathlib import Path
+
     from . import store
 
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise UsageError(f"--output: {args.output} is a file, not a folder")
     runs = store.list_runs(args.output)
     if not runs:
         print(f"no runs in {args.output}")
@@ -264,7 +328,10 @@ def cmd_list(args) -> int:
 def cmd_export(args) -> int:
     from . import store
 
-    files = store.export_run(args.run_dir, args.to)
+    try:
+        files = store.export_run(args.run_dir, args.to)
+    except OSError as e:
+        raise _os_error(e, "--to") from None
     for f in files:
         print(f)
     return 0

@@ -20,7 +20,7 @@ import torch
 
 from . import adversarial, rng
 from .analysis import class_count_entropy
-from .config import ExperimentConfig, check_pool_size
+from .config import ExperimentConfig, check_dataset
 from .data import Dataset, load_dataset, make_imbalanced, subsample
 from .data.pool import Pool
 from .models.loss_head import LossPredictionHead
@@ -92,7 +92,7 @@ class ActiveLearner:
             ds = make_imbalanced(ds, ratio=cfg.imbalance_ratio, class_counts=counts, seed=cfg.seed)
         if cfg.subsample is not None:
             ds = subsample(ds, cfg.subsample, seed=cfg.seed)
-        check_pool_size(cfg, len(ds.y_train))
+        check_dataset(cfg, ds)
         self.dataset = ds.to(self.device)
         self._y_train = self.dataset.y_train.cpu().numpy()
         self._y_test = self.dataset.y_test.cpu().numpy()
