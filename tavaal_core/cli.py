@@ -245,30 +245,34 @@ def cmd_run(args) -> int:
             import torch
 
             torch.set_num_threads(threads)
-    print(f"run folder: {experiment.run_dir}", file=sys.stderr, flush=True)
     # SIGTERM (e.g. the app's Stop button) ends the run like Ctrl-C: status 'interrupted', resumable.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     bars = _Bars(not args.quiet)
 
+    started = []
+
     def report(event):
+        if event.kind == "start":  # said once the run holds its lock (a refusal before stays one line)
+            started.append(True)
+            print(f"run folder: {experiment.run_dir}", file=sys.stderr, flush=True)
         if event.kind == "repair":  # always said, even with --quiet: the user should know what changed
             print(f"recomputing {event.message}", file=sys.stderr, flush=True)
         bars(event)
 
     try:
         experiment.run(report)
-    except store.RunBusy as e:  # another process got there first: a user error like "still running"
+    except TavaalError as e:
         bars.close()
-        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
-        return EXIT_USAGE
+        if not started:  # refused before anything ran (busy, or a record folder leaving the run): exit 2
+            print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+            return EXIT_USAGE
+        # a user-fixable failure during the run (also recorded in status.json)
+        print(f"{PROG}: error: {_one_line(e)} (run folder: {experiment.run_dir})", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         bars.close()
         print(f"{PROG}: interrupted; resume with: {PROG} run --resume {experiment.run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except TavaalError as e:  # a user-fixable failure during the run (also recorded in status.json)
-        bars.close()
-        print(f"{PROG}: error: {_one_line(e)} (run folder: {experiment.run_dir})", file=sys.stderr)
-        return EXIT_FAILED
     finally:
         bars.close()
         signal.signal(signal.SIGTERM, previous)
@@ -342,6 +346,7 @@ def cmd_summary(args) -> int:
 
     from . import statistics, store
 
+    store.validated_spec(store.require_run_dir(args.run_dir))  # a crafted config.json is refused here too
     metrics = store.load_metrics(args.run_dir)
     if metrics.empty:
         print("no finished stages yet")

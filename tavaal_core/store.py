@@ -527,9 +527,18 @@ def finished_stages(run_dir, method: str, trial: int) -> int:
 
 
 def load_records(run_dir, method: str, trial: int, stages: int | None = None) -> list[StageRecord]:
+    """The finished stages 0, 1, ... of (method, trial), verified. A stage missing before a later one
+    (a lost file, not an unfinished run) raises :class:`DamagedRecord` naming it."""
     n = finished_stages(run_dir, method, trial)
     if stages is not None:
         n = min(n, stages)
+    if stages is None or n < stages:
+        json_path, npz_path = record_paths(run_dir, method, trial, n)
+        later = [int(m.group(1)) for p in (json_path.parent.iterdir() if json_path.parent.is_dir() else [])
+                 for m in [re.match(r"^stage(\d+)\.(json|npz)$", p.name)] if m]
+        if any(s > n for s in later) or (json_path.is_file() != npz_path.is_file()):
+            missing = npz_path if json_path.is_file() else json_path
+            raise DamagedRecord(missing, "file is missing")
     return [load_record(run_dir, method, trial, s) for s in range(n)]
 
 
@@ -554,11 +563,8 @@ def stored_trials(run_dir, method: str | None = None) -> list[int]:
 
 
 def _run_methods(run_dir) -> list[str]:
-    """The run's methods (its spec's, in order); only when the spec is unreadable the method folders."""
-    try:
-        return list(validated_spec(run_dir).methods)
-    except StoreError:
-        return stored_methods(run_dir)
+    """The run's methods, in order, from its checked spec (never from folder names)."""
+    return list(validated_spec(run_dir).methods)
 
 
 def load_trial_records(run_dir, trial: int = 0, methods: Iterable[str] | None = None) -> dict[str, list[StageRecord]]:
