@@ -270,24 +270,12 @@ class Experiment:
 
     def inspect(self) -> tuple[dict, int]:
         """Read and verify every stored record: ``({(trial, method): {stage: DamagedRecord or None}}, intact)``
-        where None marks a missing stage and ``intact`` counts the verified records."""
-        plan, intact = {}, 0
-        for trial in range(self.spec.trials):
-            seed = self.spec.trial_seed(trial)
-            for method in self.spec.methods:
-                gaps = {}
-                for stage in range(self.spec.stages):
-                    json_path, npz_path = store.record_paths(self.run_dir, method, trial, stage)
-                    if not json_path.is_file() and not npz_path.is_file():
-                        gaps[stage] = None
-                        continue
-                    try:
-                        store.load_record(self.run_dir, method, trial, stage, seed=seed)
-                        intact += 1
-                    except store.DamagedRecord as e:
-                        gaps[stage] = e
-                plan[(trial, method)] = gaps
-        return plan, intact
+        (see :func:`~tavaal_core.store.stage_gaps`; None marks a stage not reached yet) and the number of
+        intact records."""
+        plan = {(trial, method): store.stage_gaps(self.run_dir, method, trial, self.spec.stages,
+                                                  self.spec.trial_seed(trial))
+                for trial in range(self.spec.trials) for method in self.spec.methods}
+        return plan, self.spec.total_stages - sum(len(gaps) for gaps in plan.values())
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self, progress: ExperimentProgress | None = None) -> dict:
@@ -377,7 +365,7 @@ class Experiment:
                             repaired.append(note)
                             progress(ProgressEvent("repair", trial, method, stage, done, total, message=note))
                         current = {"trial": trial, "method": method, "stage": stage, "phase": "", "fraction": 0.0,
-                                   "message": "recomputing a damaged record" if damage is not None else ""}
+                                   "message": "", "repair": damage is not None}
                         write_status(force=True, current=current)
 
                         def on_phase(phase, fraction, message, _t=trial, _m=method, _s=stage):

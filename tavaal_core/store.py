@@ -579,22 +579,42 @@ def load_trial_records(run_dir, trial: int = 0, methods: Iterable[str] | None = 
     return out
 
 
+def records_signature(run_dir) -> tuple:
+    """(name, size, modification time) of every file under ``records/`` and of the metrics table: changes
+    whenever a record is written, replaced or damaged (a cache key for :func:`check_records`)."""
+    out = []
+    for path in sorted(Path(run_dir).joinpath(RECORDS_DIR).rglob("*")) + [Path(run_dir) / METRICS_FILE]:
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        out.append((str(path), st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def stage_gaps(run_dir, method: str, trial: int, stages: int, seed: int | None = None) -> dict:
+    """The stages of (method, trial) that need computing: ``{stage: DamagedRecord or None}``, None for a
+    stage not reached yet. Every stage up to the last whose JSON exists (the mark of a finished stage) is
+    read and verified; one that fails is damaged. Past it, stray files are a killed writer's (unfinished)."""
+    done = [record_paths(run_dir, method, trial, s)[0].is_file() for s in range(stages)]
+    last = max((s for s, there in enumerate(done) if there), default=-1)
+    gaps: dict = {s: None for s in range(last + 1, stages)}
+    for stage in range(last + 1):
+        try:
+            load_record(run_dir, method, trial, stage, seed=seed)
+        except DamagedRecord as e:
+            gaps[stage] = e
+    return dict(sorted(gaps.items()))
+
+
 def check_records(run_dir, spec=None) -> list[DamagedRecord]:
-    """Every stage record the run's spec expects, read and verified: the damaged or missing ones (a
-    missing stage counts only where a later stage of that (trial, method) exists). Reads every NPZ."""
+    """Every finished stage record the run's spec expects, read and verified: the damaged or missing ones
+    (see :func:`stage_gaps`). Reads every NPZ."""
     run_dir = require_run_dir(run_dir)
     spec = spec if spec is not None else validated_spec(run_dir)
-    problems = []
-    for trial in range(spec.trials):
-        for method in spec.methods:
-            present = [any(p.is_file() for p in record_paths(run_dir, method, trial, s)) for s in range(spec.stages)]
-            last = max((s for s, there in enumerate(present) if there), default=-1)
-            for stage in range(last + 1):
-                try:
-                    load_record(run_dir, method, trial, stage, seed=spec.trial_seed(trial))
-                except DamagedRecord as e:
-                    problems.append(e)
-    return problems
+    return [damage for trial in range(spec.trials) for method in spec.methods
+            for damage in stage_gaps(run_dir, method, trial, spec.stages, spec.trial_seed(trial)).values()
+            if damage is not None]
 
 
 # -- metrics -----------------------------------------------------------------------------------------
@@ -836,8 +856,11 @@ def run_info(run_dir) -> RunInfo:
             status, error = {"state": state}, f"{e} (resuming rewrites it)"
     else:
         status = {"state": "created"}
+    state = effective_state(status, run_dir)
+    if state == "running" and isinstance(status.get("done"), int):
+        done = min(status["done"], total)  # the writer's count: damaged records being recomputed are not done
     return RunInfo(
-        path=run_dir, name=run_dir.name, state=effective_state(status, run_dir), broken=False,
+        path=run_dir, name=run_dir.name, state=state, broken=False,
         error=error or str(status.get("error") or ""), dataset=experiment_spec.config.dataset,
         preset=experiment_spec.preset, description=experiment_spec.description, methods=methods, trials=trials,
         stages=stages, done=done, total=total,
