@@ -7,6 +7,7 @@ not produce (e.g. discriminator likelihoods for core-set) are empty arrays, neve
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,13 +24,13 @@ class StageRecord:
     stage: int
     method: str
     labeled_count: int  # size of the labeled set the model was trained on
-    accuracy: float  # test accuracy of that model
-    per_class_accuracy: np.ndarray  # (K,)
-    class_counts: np.ndarray  # (K,) labeled-set class counts (before this stage's picks)
+    accuracy: float  # test accuracy of that model (segmentation: pixel accuracy)
+    per_class_accuracy: np.ndarray  # (K,) (segmentation: per-class pixel recall)
+    class_counts: np.ndarray  # (K,) labeled-set class counts (before this stage's picks); segmentation: pixels
     class_entropy: float  # natural log
     class_entropy_normalized: float  # / log K
     selected: np.ndarray  # dataset indices picked this stage, in pick order
-    selected_labels: np.ndarray  # their (hidden) labels, revealed by the oracle
+    selected_labels: np.ndarray  # their (hidden) labels, revealed by the oracle (segmentation: dominant class)
     score_name: str
     higher_is_better: bool
     labeled: np.ndarray  # dataset indices labeled before this stage's picks
@@ -49,6 +50,21 @@ class StageRecord:
     boundary_prob: np.ndarray = field(default_factory=_empty)
     task_loss_history: np.ndarray = field(default_factory=_empty)
     timings: dict = field(default_factory=dict)  # phase -> seconds
+    # Segmentation only: test mean IoU and per-class IoU (NaN for a class absent from truth and prediction),
+    # and the predicted masks (uint8, (M, H, W)) of the first M picks, in pick order.
+    mean_iou: float = math.nan
+    per_class_iou: np.ndarray = field(default_factory=_empty)
+    selected_predicted_masks: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.uint8))
+
+    @property
+    def metric_name(self) -> str:
+        """The headline test metric: "mean_iou" for segmentation, else "accuracy"."""
+        return "mean_iou" if math.isfinite(self.mean_iou) else "accuracy"
+
+    @property
+    def metric(self) -> float:
+        """The headline test metric's value (see ``metric_name``)."""
+        return self.mean_iou if math.isfinite(self.mean_iou) else self.accuracy
 
     @property
     def selected_likelihood(self) -> np.ndarray:

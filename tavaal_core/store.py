@@ -51,7 +51,7 @@ _STAGE_RE = re.compile(r"^stage(\d+)\.json$")
 _TRIAL_RE = re.compile(r"^trial(\d+)$")
 
 # Metric columns every row carries (timings are added as ``time_<phase>`` columns).
-METRIC_COLUMNS = ("trial", "seed", "method", "stage", "labeled_count", "accuracy", "class_entropy",
+METRIC_COLUMNS = ("trial", "seed", "method", "stage", "labeled_count", "accuracy", "mean_iou", "class_entropy",
                   "class_entropy_normalized", "selected_count", "candidate_count", "score_name", "time_total")
 
 
@@ -464,6 +464,7 @@ def metrics_row(scalars: dict, trial: int | None = None, seed: int | None = None
         "stage": int(scalars["stage"]),
         "labeled_count": int(scalars["labeled_count"]),
         "accuracy": float(scalars["accuracy"]),
+        "mean_iou": float(scalars.get("mean_iou", math.nan)),  # segmentation only
         "class_entropy": float(scalars.get("class_entropy", math.nan)),
         "class_entropy_normalized": float(scalars.get("class_entropy_normalized", math.nan)),
         "selected_count": scalars.get("selected_count"),
