@@ -135,7 +135,7 @@ def curves_from_records(records: dict, baseline: str = "random") -> "pd.DataFram
     columns = ["trial", "method", "stage", "labeled_count", "accuracy", "mean_iou"]
     metrics = pd.DataFrame(
         [{"trial": 0, "method": m, "stage": r.stage, "labeled_count": r.labeled_count, "accuracy": float(r.accuracy),
-          "mean_iou": float(r.mean_iou)} for m, recs in records.items() for r in recs],
+          "mean_iou": float("nan") if r.mean_iou is None else float(r.mean_iou)} for m, recs in records.items() for r in recs],
         columns=columns,
     )
     return learning_curve_frame(metrics, baseline=baseline)

@@ -7,7 +7,6 @@ not produce (e.g. discriminator likelihoods for core-set) are empty arrays, neve
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,21 +49,21 @@ class StageRecord:
     boundary_prob: np.ndarray = field(default_factory=_empty)
     task_loss_history: np.ndarray = field(default_factory=_empty)
     timings: dict = field(default_factory=dict)  # phase -> seconds
-    # Segmentation only: test mean IoU and per-class IoU (NaN for a class absent from truth and prediction),
-    # and the predicted masks (uint8, (M, H, W)) of the first M picks, in pick order.
-    mean_iou: float = math.nan
+    # Segmentation only: test mean IoU (None for classification) and per-class IoU (NaN for a class absent
+    # from truth and prediction), and the predicted masks (uint8, (M, H, W)) of the first M picks, in pick order.
+    mean_iou: float | None = None
     per_class_iou: np.ndarray = field(default_factory=_empty)
     selected_predicted_masks: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.uint8))
 
     @property
     def metric_name(self) -> str:
         """The headline test metric: "mean_iou" for segmentation, else "accuracy"."""
-        return "mean_iou" if math.isfinite(self.mean_iou) else "accuracy"
+        return "accuracy" if self.mean_iou is None else "mean_iou"
 
     @property
     def metric(self) -> float:
         """The headline test metric's value (see ``metric_name``)."""
-        return self.mean_iou if math.isfinite(self.mean_iou) else self.accuracy
+        return self.accuracy if self.mean_iou is None else float(self.mean_iou)
 
     @property
     def selected_likelihood(self) -> np.ndarray:

@@ -464,7 +464,7 @@ def metrics_row(scalars: dict, trial: int | None = None, seed: int | None = None
         "stage": int(scalars["stage"]),
         "labeled_count": int(scalars["labeled_count"]),
         "accuracy": float(scalars["accuracy"]),
-        "mean_iou": float(scalars.get("mean_iou", math.nan)),  # segmentation only
+        "mean_iou": math.nan if scalars.get("mean_iou") is None else float(scalars["mean_iou"]),  # segmentation
         "class_entropy": float(scalars.get("class_entropy", math.nan)),
         "class_entropy_normalized": float(scalars.get("class_entropy_normalized", math.nan)),
         "selected_count": scalars.get("selected_count"),

@@ -25,10 +25,11 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def small_model_cpu_threads(model: str) -> int | None:
-    """Intra-op threads worth using on a CPU for ``model``: 1 for the MLP and the small CNN, whose ops
+    """Intra-op threads worth using on a CPU for ``model``: 1 for the MLP, the small CNN and the small
+    encoder-decoder, whose ops
     are too small to split (measured on 2 cores: digits TA-VAAL 2.4 s a stage with 1 thread vs 3.2 s
     with 2; moons 0.22 s vs 0.56 s); None (torch's default) for ResNet-18, which does gain."""
-    return 1 if model in ("mlp", "cnn") else None
+    return 1 if model in ("mlp", "cnn", "encdec") else None
 
 
 def autocast(device: torch.device):

