@@ -251,7 +251,7 @@ def accuracy_table(source: Source, stage: int) -> None:
         if r.metric_name == "mean_iou":
             per_class = ", ".join(f"{n} {v:.0%}" for n, v in zip(source.meta.class_names, r.per_class_iou)
                                   if np.isfinite(v))
-            col.metric(method_label(m), f"{r.mean_iou:.1%} mIoU", delta=delta,
+            col.metric(f"{method_label(m)} · mean IoU", f"{r.mean_iou:.1%}", delta=delta,
                        help=f"Test mean IoU of the model trained on {r.labeled_count} labeled images at stage {stage} "
                             f"(pixel accuracy {r.accuracy:.1%}). Per class: {per_class}.")
         else:
