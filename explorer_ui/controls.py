@@ -222,15 +222,31 @@ def image_settings(where=None) -> tuple[Settings, Form]:
     model = where.selectbox("Task model", models, key=f"img_model_{name}", format_func=MODEL_LABELS.get,
                             on_change=keep(f"img_model_{name}"))
     form.slot("model")
+    pretrained = None
+    if model == "resnet18_imagenet":
+        from tavaal_core.models.task import imagenet_weights_path
+
+        if imagenet_weights_path() is None:
+            _widget_default("img_random_init", False)
+            accept = where.checkbox("ImageNet weights are absent: start from a random initialisation",
+                                    key="img_random_init", on_change=keep("img_random_init"),
+                                    help="Nothing is downloaded here. Put torchvision's resnet18-f37072fd.pth under "
+                                         "$TORCH_HOME/hub/checkpoints to use them.")
+            pretrained = "none" if accept else "imagenet"
+    form.slot("pretrained")
     c1, c2 = where.columns(2)
     initial = _number(c1, "Initial labels", f"img_initial_{name}", defaults["initial_size"], 1, 100000)
     budget = _number(c2, "Picks per stage", f"img_budget_{name}", defaults["budget"], 1, 100000)
     form.slot("initial_size", "budget", "stages", "subset_factor")
-    c1, c2 = where.columns(2)
-    epochs = _number(c1, "Task epochs", f"img_epochs_{name}", min(defaults["task_epochs"], 30), 1, 1000)
-    vae_epochs = _number(c2, "VAE epochs", f"img_vae_epochs_{name}", 15, 1, 1000,
+    c1, c2, c3 = where.columns(3)
+    epochs = _number(c1, "Task epochs", f"img_epochs_{name}", min(defaults["task_epochs"], 30), 1, 1000,
+                     help="Task-learner epochs at the first stage (TA-VAAL: 200 at every stage).")
+    epochs_increment = _number(c2, "+ per stage", f"img_epochs_inc_{name}", 0, 0, 1000,
+                               help="Epochs added at each later stage (Godwin et al. 2022: 10 at the first stage, "
+                                    "5 more each stage).")
+    vae_epochs = _number(c3, "VAE epochs", f"img_vae_epochs_{name}", 15, 1, 1000,
                          help="VAE + discriminator epochs for VAAL / TA-VAAL (papers: 100; 15 keeps a CPU stage short).")
-    form.slot("task_epochs", "vae_epochs")
+    form.slot("task_epochs", "task_epochs_increment", "vae_epochs")
     seed = _number(where, "Seed", "img_seed", 0, 0, 2**31 - 1)
     form.slot("seed")
     config = None
@@ -239,11 +255,16 @@ def image_settings(where=None) -> tuple[Settings, Form]:
             options["seed"] = int(seed)
         config = ExperimentConfig(
             dataset=name, method=methods[0] if methods else "random", dataset_options=options,
-            imbalance_ratio=float(ratio) if ratio > 1 else None, model=model, initial_size=int(initial),
-            budget=int(budget), stages=MAX_STAGES, task_epochs=int(epochs), vae_epochs=int(vae_epochs), seed=int(seed),
+            imbalance_ratio=float(ratio) if ratio > 1 else None, model=model, pretrained=pretrained,
+            initial_size=int(initial),
+            budget=int(budget), stages=MAX_STAGES, task_epochs=int(epochs),
+            task_epochs_increment=int(epochs_increment), vae_epochs=int(vae_epochs), seed=int(seed),
         )
         if not methods:
             raise ConfigError("methods", "choose at least one method")
+        from tavaal_core.models.task import check_pretrained_weights
+
+        check_pretrained_weights(config.resolve())  # refused beside the control, before any Step
     except TavaalError as e:
         form.show(e)
         config = None

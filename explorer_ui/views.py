@@ -135,6 +135,14 @@ def image_grid(images: list[np.ndarray], captions: list[str], per_row: int = 10,
             col.image(img, caption=cap, width=width)
 
 
+def score_rule(record) -> str:
+    """How a record's scores explain its picks, in words (caption text)."""
+    if record.greedy:
+        return ("greedy, in pick order: each pick had the highest value among the remaining candidates at its "
+                "turn, and every value is re-computed after each pick")
+    return f"{'higher' if record.higher_is_better else 'lower'} is picked first"
+
+
 def _mask_tile(meta, mask: np.ndarray, size: int = 64) -> np.ndarray:
     tile = figures.colorize_mask(mask, meta.num_classes, meta.background_class)  # (H, W, 3)
     rep = max(1, size // max(tile.shape[:2]))
@@ -181,8 +189,7 @@ def gallery(source: Source, stage: int, methods: list[str] | None = None, limit:
         mask_legend(meta)
     for m, r in recs.items():
         scores = analysis.pick_scores(r)
-        label = f"**{method_label(m)}** · picked {len(r.selected)} · score: {r.score_name}" \
-                f" ({'higher' if r.higher_is_better else 'lower'} is picked first)"
+        label = f"**{method_label(m)}** · picked {len(r.selected)} · score: {r.score_name} ({score_rule(r)})"
         st.markdown(label)
         if meta.segmentation:
             segmentation_gallery(meta, r, limit=min(limit, 9))

@@ -13,7 +13,7 @@ trials both have.
   ``metric(method, trial) - metric(random, trial)``; relative improvement (TA-VAAL Figure 5, mean IoU
   on Cityscapes): mean over trials of ``(metric(method, trial) - metric(random, trial)) / metric(random, trial)``.
 - Paired t-test p-values (``scipy.stats.ttest_rel``, two-sided) per stage against random and between
-  any two methods (seed 004 reports p < 0.05 cases). NaN when fewer than 2 paired trials or when the
+  any two methods (Godwin et al. 2022 reports p < 0.05 cases). NaN when fewer than 2 paired trials or when the
   paired differences have zero variance (the test is undefined there).
 """
 from __future__ import annotations
@@ -183,7 +183,7 @@ def p_value_matrix(metrics: pd.DataFrame, stage: int, methods=None, metric: str 
 
 
 def significant_cases(metrics: pd.DataFrame, alpha: float = 0.05, methods=None, metric: str | None = None) -> pd.DataFrame:
-    """The pairwise tests with p < alpha (seed 004's 'p < 0.05 cases'), the better method first."""
+    """The pairwise tests with p < alpha (Godwin et al. 2022's 'p < 0.05 cases'), the better method first."""
     tests = pairwise_tests(metrics, methods=methods, metric=metric)
     sig = tests[tests["p_value"] < alpha].copy()
     swap = sig["mean_difference"] < 0
