@@ -299,6 +299,14 @@ def test_selected_indices_reads_both_customdata_shapes():
     assert list(_selected_indices(None)) == []
 
 
+def test_explorer_says_where_and_in_which_precision_stages_run():
+    at = new_app()
+    at.switch_page("pages/explorer.py").run()
+    ok(at)
+    captions = [c.value for c in at.caption]
+    assert any("training in" in c and "selection scored in fp32" in c for c in captions), captions
+
+
 # -- segmentation (shapes) -------------------------------------------------------------------------------------
 def test_explorer_steps_shapes_with_masks_and_mean_iou_views():
     at = new_app()

@@ -113,7 +113,7 @@ def _bf16_training(monkeypatch):
     """Make training autocast to bf16 on the CPU, as it does on CUDA."""
     from tavaal_core import training
 
-    monkeypatch.setattr(training, "autocast", lambda device: torch.autocast("cpu", dtype=torch.bfloat16))
+    monkeypatch.setattr(training, "autocast", lambda device, precision="auto": torch.autocast("cpu", dtype=torch.bfloat16))
 
 
 def test_scores_are_fp32_when_training_runs_in_bf16(monkeypatch, digits_dataset):
@@ -287,3 +287,78 @@ def test_strategies_credit_the_right_authors():
     assert get_strategy("tavaal").paper.startswith("Kim, Park, Kim & Chun")
     for method in available_methods():
         assert "seed 004" not in get_strategy(method).paper.lower()
+
+
+# -- issue 12: precision recorded, selection in fp32, each pool predicted once a stage ---------------------
+@pytest.mark.skipif(not __import__("tavaal_core.training", fromlist=["x"]).cpu_supports_bf16(),
+                    reason="this CPU has no native bf16")
+def test_bf16_training_records_its_precision_and_still_scores_in_fp32(digits_dataset):
+    records = {}
+    for precision in ("bf16", "fp32"):
+        learner = ActiveLearner(fast("digits", "lloss", stages=1, budget=20, subset_factor=25, precision=precision),
+                                dataset=digits_dataset).start()
+        records[precision] = learner.step()
+    assert records["bf16"].precision == "bf16" and records["fp32"].precision == "fp32"
+    l_hat = records["bf16"].candidate_predicted_loss
+    assert l_hat.dtype == np.float32 and len(np.unique(l_hat)) == len(l_hat)
+    assert abs(records["bf16"].accuracy - records["fp32"].accuracy) < 0.15, (records["bf16"].accuracy,
+                                                                            records["fp32"].accuracy)
+
+
+def test_auto_precision_keeps_the_mlp_in_fp32():
+    from tavaal_core.training import resolve_precision
+
+    assert resolve_precision("auto", torch.device("cpu"), "mlp") == "fp32"
+    assert resolve_precision("fp32", torch.device("cpu"), "cnn") == "fp32"
+
+
+def test_each_pool_is_predicted_once_per_stage(monkeypatch, digits_dataset):
+    import tavaal_core.engine as engine
+
+    sizes = []
+    original = engine.predict
+    monkeypatch.setattr(engine, "predict", lambda model, x, *a, **k: sizes.append(len(x)) or original(model, x, *a, **k))
+    learner = ActiveLearner(fast("digits", "tavaal", stages=1), dataset=digits_dataset).start()
+    record = learner.step()
+    # test set, labeled set, candidates, analysis sample: once each (the Ranker's r, the scores and the
+    # labeled likelihood share them)
+    assert sorted(sizes) == sorted([len(digits_dataset.y_test), record.labeled_count, len(record.candidates),
+                                    len(record.analysis_indices)])
+
+
+# -- issue 12: a time estimate before every run -----------------------------------------------------------
+def test_the_estimate_is_within_a_factor_of_two_of_a_measured_run(tmp_path, monkeypatch):
+    from tavaal_core.estimate import estimate_spec
+
+    monkeypatch.setenv("TAVAAL_CACHE_DIR", str(tmp_path / "cache"))
+    spec = ExperimentSpec(ExperimentConfig(dataset="digits", stages=2, task_epochs=10, vae_epochs=4, initial_size=100,
+                                           budget=50, analysis_size=200, device="cpu"),
+                          methods=("random", "tavaal"), trials=1)
+    estimate = estimate_spec(spec)
+    assert estimate.probe_seconds > 0 and estimate_spec(spec).probe_seconds == 0.0  # probed once, then cached
+    run = Experiment.create(spec, tmp_path, "timed")
+    import time
+
+    started = time.perf_counter()
+    run.run()
+    actual = time.perf_counter() - started
+    assert 0.5 <= estimate.seconds / actual <= 2.0, (estimate.describe(), actual)
+
+
+def test_the_cli_prints_the_estimate_and_asks_for_yes_above_an_hour(tmp_path, monkeypatch, capsys):
+    import tavaal_core.estimate as estimate_module
+
+    monkeypatch.setenv("TAVAAL_CACHE_DIR", str(tmp_path / "cache"))
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"config": {"dataset": "moons", "stages": 1, "task_epochs": 5, "vae_epochs": 2,
+                                             "device": "cpu", "analysis_size": 50}, "methods": ["random"]}))
+    out = tmp_path / "runs"
+    assert main(["run", "--config", str(config), "--output", str(out), "--name", "a", "--quiet"]) == 0
+    assert "estimate: about" in capsys.readouterr().err
+    real = estimate_module.probe
+    monkeypatch.setattr(estimate_module, "probe", lambda *a, **k: (estimate_module.Rates(task_step=1000.0, infer_image=0.1), 0.0))
+    code = main(["run", "--config", str(config), "--output", str(out), "--name", "b", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--yes" in err.splitlines()[-1] and not (out / "b").exists()
+    assert main(["run", "--config", str(config), "--output", str(out), "--name", "c", "--quiet", "--yes"]) == 0
+    monkeypatch.setattr(estimate_module, "probe", real)
