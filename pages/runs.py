@@ -243,10 +243,13 @@ else:
     if metrics is not None and len(metrics):
         curves = statistics.learning_curve_frame(metrics, methods=run.methods)
         views.explain("curves")
-        views.chart(figures.learning_curves(curves, title=f"{run.name}: mean ± std over trials"), key="runs_curves")
+        relative = views.improvement_choice(curves, key="runs_curve_gain")
+        views.chart(figures.learning_curves(curves, relative=relative, title=f"{run.name}: mean ± std over trials"),
+                    key="runs_curves")
         if curves["trials"].max() < 2:
             st.caption("One trial so far: std bands and p-values need at least two.")
-        with st.expander("Numbers: accuracy, improvement over random and paired t-test p-values", expanded=False):
+        metric = statistics.metric_label(statistics.curve_metric(curves))
+        with st.expander(f"Numbers: {metric}, improvement over random and paired t-test p-values", expanded=False):
             st.dataframe(statistics.curve_table(curves), hide_index=True, width="stretch",
                          column_config={"p vs random": st.column_config.NumberColumn(format="%.3g")})
             last = int(metrics["stage"].max())

@@ -333,13 +333,16 @@ def _print_summary(run_dir):
     except store.StoreError:
         methods = None
     final = statistics.final_summary(metrics, methods=methods)
-    lines = [f"final stage ({int(final['labeled_count'].iloc[0])} labels): accuracy mean +- std over trials; "
-             f"improvement over random; paired t-test p"]
+    metric = statistics.metric_label(statistics.curve_metric(final))
+    lines = [f"final stage ({int(final['labeled_count'].iloc[0])} labels): {metric} mean +- std over trials; "
+             f"improvement over random (relative); paired t-test p"]
     for row in final.itertuples():
-        std = "" if row.accuracy_std != row.accuracy_std else f" +- {row.accuracy_std:.4f}"
+        std = "" if row.metric_std != row.metric_std else f" +- {row.metric_std:.4f}"
         imp = "" if row.improvement_mean != row.improvement_mean else f"  {row.improvement_mean:+.4f}"
+        rel = "" if row.relative_improvement_mean != row.relative_improvement_mean \
+            else f" ({100 * row.relative_improvement_mean:+.1f}%)"
         p = "" if row.p_value_vs_random != row.p_value_vs_random else f"  p={row.p_value_vs_random:.3g}"
-        lines.append(f"  {row.method:<12} {row.accuracy_mean:.4f}{std}  (n={row.trials}){imp}{p}")
+        lines.append(f"  {row.method:<12} {row.metric_mean:.4f}{std}  (n={row.trials}){imp}{rel}{p}")
     print("\n".join(lines), file=sys.stderr)
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-MODELS = ("mlp", "cnn", "resnet18", "resnet18_imagenet")
+MODELS = ("mlp", "cnn", "resnet18", "resnet18_imagenet", "encdec", "drn")
+SEGMENTATION_MODELS = ("encdec", "drn")  # per-pixel logits; the others classify whole samples
 OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
 KL_REDUCTIONS = ("mean", "sum")
@@ -51,6 +52,14 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "cifar10": dict(_CIFAR),
     "cifar100": dict(_CIFAR, initial_size=2000, budget=2000),  # TA-VAAL 4.2
     "svhn": dict(_CIFAR),
+    # Segmentation: the small encoder-decoder on the generated shapes (a CPU stage in seconds, bench/);
+    # Cityscapes follows TA-VAAL 4.4 (DRN, SGD 1e-3, batch 4, 200 + 200 per stage; presets name sources).
+    "shapes": dict(_IMAGE_SMALL, model="encdec", lr=3e-3, weight_decay=0.0, task_epochs=20, batch_size=16,
+                   initial_size=40, budget=20, vae_epochs=10, vae_batch_size=64),
+    "cityscapes": dict(_CIFAR, model="drn", lr=1e-3, weight_decay=5e-4, task_epochs=100, batch_size=4,
+                       initial_size=200, budget=200, vae_epochs=100, vae_batch_size=4),
+    # Caltech-101 (TA-VAAL 4.3): ResNet-18 on 224x224 images (ImageNet stem), 1,000 + 500 per stage.
+    "caltech101": dict(_CIFAR, model="resnet18_imagenet", initial_size=1000, budget=500),
 }
 _FALLBACK_DEFAULTS = dict(_IMAGE_SMALL)
 RESOLVED_FIELDS = tuple(DATASET_DEFAULTS["moons"])
@@ -106,6 +115,7 @@ class ExperimentConfig:
     latent_dim: int | None = None
     vae_width: int = 32
     vae_preset: str = "small"
+    vae_lr: float | None = None  # Adam lr of the VAE and the discriminator; None: 5e-4 images, 1e-2 two-moons
     beta: float = 1.0
     adversary_weight: float = 1.0
     kl_reduction: str = "mean"
@@ -269,6 +279,7 @@ def validate(cfg: ExperimentConfig, resolved: bool = False) -> None:
     _choice(cfg, "dataset", available_datasets())
     _choice(cfg, "method", available_methods())
     _choice(cfg, "model", MODELS, optional=True)
+    _check_task_kind(cfg)
     _choice(cfg, "optimizer", OPTIMIZERS, optional=True)
     _choice(cfg, "device", DEVICES)
     _choice(cfg, "kl_reduction", KL_REDUCTIONS)
@@ -311,6 +322,7 @@ def validate(cfg: ExperimentConfig, resolved: bool = False) -> None:
     _int(cfg, "vae_batch_size", low=2, high=MAX_SAMPLES, optional=True)
     _int(cfg, "latent_dim", low=1, high=1024, optional=True)
     _int(cfg, "vae_width", low=1, high=1024)
+    _float(cfg, "vae_lr", low=0, high=MAX_LR, low_open=True, optional=True)
     _float(cfg, "beta", low=0, high=MAX_WEIGHT)
     _float(cfg, "adversary_weight", low=0, high=MAX_WEIGHT)
     _float(cfg, "alpha", low=0, high=MAX_WEIGHT)
@@ -363,6 +375,23 @@ def check_dataset(cfg: ExperimentConfig, dataset) -> None:
     """Checks that need the loaded dataset (called by ``ActiveLearner.start`` before anything trains)."""
     _check_model_input(cfg, dataset.kind, dataset.input_shape)
     check_pool_size(cfg, len(dataset.y_train))
+
+
+def _check_task_kind(cfg: ExperimentConfig) -> None:
+    """Segmentation datasets take the segmentation models and no class cuts; the others the classifiers."""
+    from .data import dataset_info
+
+    segmentation = dataset_info(cfg.dataset)["kind"] == "segmentation"
+    if cfg.model is not None:
+        if segmentation and cfg.model not in SEGMENTATION_MODELS:
+            raise ConfigError("model", f"'{cfg.dataset}' labels every pixel; choose a segmentation model: "
+                                       f"{', '.join(SEGMENTATION_MODELS)}")
+        if not segmentation and cfg.model in SEGMENTATION_MODELS:
+            allowed = [m for m in MODELS if m not in SEGMENTATION_MODELS]
+            raise ConfigError("model", f"{cfg.model!r} segments images; '{cfg.dataset}' needs one of: {', '.join(allowed)}")
+    if segmentation and (cfg.imbalance_ratio is not None or cfg.class_counts is not None):
+        field = "imbalance_ratio" if cfg.imbalance_ratio is not None else "class_counts"
+        raise ConfigError(field, f"cuts a classification set by class; '{cfg.dataset}' labels pixels, not images")
 
 
 def check_pool_size(cfg: ExperimentConfig, pool_size: int) -> None:

@@ -137,7 +137,10 @@ def probe(config: ExperimentConfig, vae: bool = True, unsupervised: bool = False
         settings = TrainSettings(epochs=4, batch_size=bs, optimizer=cfg.optimizer, lr=1e-3, momentum=0.9,
                                  weight_decay=0.0, head_kind="ranking", precision=precision)
         gen = torch.Generator(device=device).manual_seed(0)
-        x, y = make(3 * bs), torch.randint(0, 10, (3 * bs,), device=device)
+        from .config import SEGMENTATION_MODELS
+
+        labels = (3 * bs, *shape[1:]) if cfg.model in SEGMENTATION_MODELS else (3 * bs,)  # masks: one label a pixel
+        x, y = make(3 * bs), torch.randint(0, 10, labels, device=device)
         train_task_model(model, head, x[:bs], y[:bs], normalize, settings, gen)  # warm-up
         task_step = _timed(lambda: train_task_model(model, head, x, y, normalize, settings, gen)) / 12
         n_inf = 512 if image else 4096

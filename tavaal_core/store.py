@@ -59,7 +59,7 @@ _TRIAL_RE = re.compile(r"^trial(\d+)$")
 _METHOD_RE = re.compile(r"^[a-z0-9_]{1,64}$")  # registered method names; never a path
 
 # Metric columns every row carries (timings are added as ``time_<phase>`` columns).
-METRIC_COLUMNS = ("trial", "seed", "method", "stage", "labeled_count", "accuracy", "class_entropy",
+METRIC_COLUMNS = ("trial", "seed", "method", "stage", "labeled_count", "accuracy", "mean_iou", "class_entropy",
                   "class_entropy_normalized", "selected_count", "candidate_count", "score_name", "time_total")
 
 
@@ -632,6 +632,7 @@ def metrics_row(scalars: dict, trial: int | None = None, seed: int | None = None
         "stage": int(scalars["stage"]),
         "labeled_count": int(scalars["labeled_count"]),
         "accuracy": float(scalars["accuracy"]),
+        "mean_iou": math.nan if scalars.get("mean_iou") is None else float(scalars["mean_iou"]),  # segmentation
         "class_entropy": float(scalars.get("class_entropy", math.nan)),
         "class_entropy_normalized": float(scalars.get("class_entropy_normalized", math.nan)),
         "selected_count": scalars.get("selected_count"),

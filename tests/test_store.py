@@ -227,8 +227,9 @@ def test_export_writes_metrics_csv_and_selection_json(tmp_path):
     assert entry["candidates"] == rec.candidates.tolist()
     np.testing.assert_allclose(entry["scores"], rec.candidate_scores)
     curves = pd.read_csv(tmp_path / "out" / "curves.csv")
-    assert list(curves.columns) == ["method", "stage", "labeled_count", "accuracy_mean", "accuracy_std", "trials",
-                                    "improvement_mean", "p_value_vs_random"]
+    assert list(curves.columns) == ["method", "stage", "labeled_count", "metric", "metric_mean", "metric_std", "trials",
+                                    "improvement_mean", "relative_improvement_mean", "p_value_vs_random"]
+    assert (curves["metric"] == "accuracy").all()
 
 
 def test_delete_run_refuses_a_folder_that_is_not_a_run(tmp_path):
