@@ -217,11 +217,15 @@ def image_settings(where=None) -> tuple[Settings, Form]:
     initial = _number(c1, "Initial labels", f"img_initial_{name}", defaults["initial_size"], 1, 100000)
     budget = _number(c2, "Picks per stage", f"img_budget_{name}", defaults["budget"], 1, 100000)
     form.slot("initial_size", "budget", "stages", "subset_factor")
-    c1, c2 = where.columns(2)
-    epochs = _number(c1, "Task epochs", f"img_epochs_{name}", min(defaults["task_epochs"], 30), 1, 1000)
-    vae_epochs = _number(c2, "VAE epochs", f"img_vae_epochs_{name}", 15, 1, 1000,
+    c1, c2, c3 = where.columns(3)
+    epochs = _number(c1, "Task epochs", f"img_epochs_{name}", min(defaults["task_epochs"], 30), 1, 1000,
+                     help="Task-learner epochs at the first stage (TA-VAAL: 200 at every stage).")
+    epochs_increment = _number(c2, "+ per stage", f"img_epochs_inc_{name}", 0, 0, 1000,
+                               help="Epochs added at each later stage (Godwin et al. 2022: 10 at the first stage, "
+                                    "5 more each stage).")
+    vae_epochs = _number(c3, "VAE epochs", f"img_vae_epochs_{name}", 15, 1, 1000,
                          help="VAE + discriminator epochs for VAAL / TA-VAAL (papers: 100; 15 keeps a CPU stage short).")
-    form.slot("task_epochs", "vae_epochs")
+    form.slot("task_epochs", "task_epochs_increment", "vae_epochs")
     seed = _number(where, "Seed", "img_seed", 0, 0, 2**31 - 1)
     form.slot("seed")
     config = None
@@ -231,7 +235,8 @@ def image_settings(where=None) -> tuple[Settings, Form]:
         config = ExperimentConfig(
             dataset=name, method=methods[0] if methods else "random", dataset_options=options,
             imbalance_ratio=float(ratio) if ratio > 1 else None, model=model, initial_size=int(initial),
-            budget=int(budget), stages=MAX_STAGES, task_epochs=int(epochs), vae_epochs=int(vae_epochs), seed=int(seed),
+            budget=int(budget), stages=MAX_STAGES, task_epochs=int(epochs),
+            task_epochs_increment=int(epochs_increment), vae_epochs=int(vae_epochs), seed=int(seed),
         )
         if not methods:
             raise ConfigError("methods", "choose at least one method")

@@ -345,7 +345,9 @@ class _FactsCache:
         if path.is_file():
             arrays = store.read_npz(path)
             return arrays["grid_x"], arrays["grid_y"], arrays["prob"]
-        oracle = learner.oracle()
+        from . import batched
+
+        oracle = batched.oracle(learner)
         if self.run_dir.is_dir():
             store.atomic_write_npz(path, {"grid_x": oracle.boundary_x, "grid_y": oracle.boundary_y,
                                           "prob": oracle.boundary_prob})

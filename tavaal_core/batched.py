@@ -151,18 +151,23 @@ def _head_loss(kind: str, predicted, true_loss, margin: float):
 
 
 # -- task learners ------------------------------------------------------------------------------------------------
-def train_task_models(learners: list[ActiveLearner], head_kind: str) -> list[TrainedTask] | None:
-    """The task learner (+ head) of each learner's current stage, trained together; None when the built
-    models are not the batchable kind (then the engine trains them)."""
+def train_task_models(learners: list[ActiveLearner], head_kind: str, method: str | None = None,
+                      indices: list | None = None, stage: int | None = None,
+                      epochs: int | None = None) -> list[TrainedTask] | None:
+    """The task learner (+ head) of each learner's current stage (or of ``stage`` on ``indices``: the oracle
+    is stage -1 on every label), trained together; None when the built models are not the batchable kind
+    (then the engine trains them). ``method`` decides the dropout rate (``config.dropout_for``)."""
     first = learners[0]
     cfg, ds, device = first.config, first.dataset, first.device
-    stage = first.stage
+    stage = first.stage if stage is None else stage
+    epochs = cfg.epochs_at(stage) if epochs is None else epochs
+    method = method or cfg.method
     models, heads, xs, ys, gens = [], [], [], [], []
-    for learner in learners:
+    for i, learner in enumerate(learners):
         c = learner.config
         with rng.seeded(c.seed, stage, "task-model", device):
-            model = build_task_model(c.model, ds.input_shape, ds.num_classes, c.dropout)
-        if not isinstance(model, MLP) or model.dropout.p != 0:
+            model = build_task_model(c.model, ds.input_shape, ds.num_classes, c.dropout_for(method))
+        if not isinstance(model, MLP) or model.dropout.p != 0:  # MC dropout: the engine's masks
             return None
         head = None
         if head_kind != "none":
@@ -171,7 +176,7 @@ def train_task_models(learners: list[ActiveLearner], head_kind: str) -> list[Tra
             head = head.to(device)
         models.append(model.to(device))
         heads.append(head)
-        idx = learner._t(learner.pool.labeled)
+        idx = learner._t(learner.pool.labeled if indices is None else indices[i])
         xs.append(ds.normalize(ds.x_train[idx]))
         ys.append(ds.y_train[idx])
         gens.append(rng.torch_generator(c.seed, stage, "task-batches", device))
@@ -181,11 +186,11 @@ def train_task_models(learners: list[ActiveLearner], head_kind: str) -> list[Tra
     x, y = torch.stack(xs), torch.stack(ys)
     params = list(P.values()) + list(H.values())
     opt = StackedAdam(params, cfg.lr, cfg.weight_decay)
-    milestone = max(1, round(cfg.lr_milestone * cfg.task_epochs))  # MultiStepLR: lr x0.1 from this epoch on
-    stop_epoch = cfg.head_stop_fraction * cfg.task_epochs
+    milestone = max(1, round(cfg.lr_milestone * epochs))  # MultiStepLR: lr x0.1 from this epoch on
+    stop_epoch = cfg.head_stop_fraction * epochs
     n = x.shape[1]
     history = []
-    for epoch in range(cfg.task_epochs):
+    for epoch in range(epochs):
         perms = [_batches(n, cfg.batch_size, g, device) for g in gens]  # each seed's own shuffles
         task_sum = torch.zeros(len(learners), device=device)
         lr = cfg.lr * (0.1 if epoch >= milestone else 1.0)
@@ -262,7 +267,7 @@ def train_vaal_models(learners: list[ActiveLearner], trained: list[TrainedTask],
     for learner, task in zip(learners, trained):
         c = learner.config
         labeled = learner.pool.labeled
-        candidates = learner.pool.candidates(c.budget, c.subset_factor, c.seed, stage)
+        candidates = learner.pool.candidates(c.budget, c.subset_factor, c.seed, stage, fraction=c.subset_fraction)
         with rng.seeded(c.seed, stage, "vae", device):
             vae = build_vae("adversarial", ds.input_shape, settings.latent_dim, settings.vae_width, rank_dim,
                             settings.vae_preset)
@@ -295,11 +300,12 @@ def train_vaal_models(learners: list[ActiveLearner], trained: list[TrainedTask],
     r_disc_all = torch.stack(r_disc_alls) if rank_dim else None
     b = min(settings.batch_size, n_u)
     b_l = min(b, n_l)
-    steps = -(-n_u // settings.batch_size)
+    steps = -(-(n_l + n_u) // settings.batch_size)  # the reference's (labeled + subset) / batch, as train_vaal
     beta, lam, klr = settings.beta, settings.adversary_weight, settings.kl_reduction
     latent = settings.latent_dim
     S = len(learners)
     per_epoch = []
+    step_count = 0
     for epoch in range(settings.epochs):
         idx = torch.stack([torch.cat([
             adversarial._index_stream(n_l, steps * b_l, g, device).view(steps, b_l),
@@ -308,8 +314,12 @@ def train_vaal_models(learners: list[ActiveLearner], trained: list[TrainedTask],
         for s in range(steps):
             ib = idx[:, s]  # (S, b_l + b)
             xb = torch.gather(x_all, 1, ib.unsqueeze(-1).expand(-1, -1, x_all.shape[2]))
-            r_dec = torch.gather(r_dec_all, 1, ib.unsqueeze(-1)) if rank_dim else None
-            r_disc = torch.gather(r_disc_all, 1, ib.unsqueeze(-1)) if rank_dim else None
+            r_dec = r_disc = None
+            if rank_dim and step_count < settings.uniform_rank_steps:  # Algorithm 1: r ~ U(0, 1) at first
+                r_dec = r_disc = torch.stack([torch.rand(b_l + b, 1, generator=g, device=device) for g in gens])
+            elif rank_dim:
+                r_dec = torch.gather(r_dec_all, 1, ib.unsqueeze(-1))
+                r_disc = torch.gather(r_disc_all, 1, ib.unsqueeze(-1))
             # the engine's reparameterisation noise: randn_like(mu) from the seed's "vae-noise" stream
             noise = torch.stack([torch.randn(b_l + b, latent, generator=g, device=device) for g in noise_gens])
             recon, mu, logvar = _vae_forward(P, vaes[0], xb, r_dec, noise)
@@ -324,6 +334,7 @@ def train_vaal_models(learners: list[ActiveLearner], trained: list[TrainedTask],
             l_d = _bce(logits_d[:, :b_l], 1.0) + _bce(logits_d[:, b_l:], 0.0)
             opt_d.step(torch.autograd.grad(l_d.sum(), d_params))
             acc += torch.stack([l_vae.detach(), l_adv.detach(), l_d.detach()])
+            step_count += 1
         per_epoch.append(acc / steps)
     _unstack(P, vaes)
     _unstack(D, discs)
@@ -337,6 +348,24 @@ def train_vaal_models(learners: list[ActiveLearner], trained: list[TrainedTask],
     return out, seconds
 
 
+def oracle(learner: ActiveLearner):
+    """``learner.oracle()`` (the task learner on every label, for the boundary the views draw dashed), trained
+    here when the model allows: the same model and batches, without torch.optim (see StackedAdam)."""
+    from .engine import OracleResult
+    from .training import evaluate
+
+    if learner._oracle is None and _method_batchable(learner, learner.config.method):
+        cfg = learner.config
+        everything = np.arange(len(learner._y_train))
+        trained = train_task_models([learner], "none", cfg.method, indices=[everything], stage=-1,
+                                    epochs=cfg.epochs_at(cfg.stages - 1))
+        if trained is not None:
+            preds = learner._predict(trained[0], learner.dataset.x_test)
+            acc, _ = evaluate(preds.probs, learner._y_test, learner.dataset.num_classes)
+            learner._oracle = OracleResult(acc, *learner._boundary(trained[0]))
+    return learner.oracle()
+
+
 # -- one stage of many seeds ---------------------------------------------------------------------------------------
 def step_together(learners: list[ActiveLearner], method: str) -> list:
     """``learner.step()`` for every learner (same method, same stage), their models trained together where
@@ -344,11 +373,11 @@ def step_together(learners: list[ActiveLearner], method: str) -> list:
     if len(learners) > 1 and _method_batchable(learners[0], method):
         needs = get_strategy(method).needs
         t = time.perf_counter()
-        trained = train_task_models(learners, needs.head)
+        trained = train_task_models(learners, needs.head, method)
         task_seconds = (time.perf_counter() - t) / len(learners)
         if trained is not None:
             for learner, task in zip(learners, trained):
-                learner._cache[("task", needs.head, False)] = task
+                learner._cache[("task", needs.head, False, learner.config.dropout_for(method))] = task
             vae_seconds = None
             if needs.vae in ("adversarial", "rank_conditioned"):
                 t = time.perf_counter()

@@ -216,10 +216,14 @@ class Experiment:
         return experiment
 
     @classmethod
-    def open(cls, run_dir: str | os.PathLike) -> "Experiment":
-        """An existing run folder (to resume, or to read)."""
+    def open(cls, run_dir: str | os.PathLike, device: str | None = None) -> "Experiment":
+        """An existing run folder (to resume, or to read). Opening never needs the device the run was made
+        on; ``device`` resumes it on another one (e.g. ``"cpu"`` for a run made on a GPU). Every stage
+        record says where it ran (``StageRecord.device``)."""
         run_dir = store.require_run_dir(run_dir)
         spec = ExperimentSpec.from_dict(store.read_spec(run_dir))
+        if device is not None:
+            spec = spec.with_(device=device)
         return cls(run_dir, spec)
 
     # -- state -----------------------------------------------------------------------------------

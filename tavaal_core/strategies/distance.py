@@ -21,46 +21,65 @@ def min_sq_distance(candidates: torch.Tensor, centers: torch.Tensor, chunk: int 
     return out
 
 
-def k_center_greedy(candidates: torch.Tensor, labeled: torch.Tensor, budget: int) -> tuple[np.ndarray, np.ndarray]:
+def k_center_greedy(candidates: torch.Tensor, labeled: torch.Tensor, budget: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Core-set (Sener & Savarese 2018): repeatedly take u* = argmax_u min_l ||f(u) - f(l)||^2, then
-    count u* as labeled. Returns (positions into ``candidates`` in pick order, initial min distances)."""
+    count u* as labeled.
+
+    Returns ``(positions, gains, scores)``: positions into ``candidates`` in pick order; each pick's
+    gain (its squared distance to the nearest labeled-or-picked point at its turn, non-increasing);
+    and a score per candidate that explains the order: a pick's gain, and for every other candidate
+    its distance at the last pick's turn (never above the last gain, so no unpicked candidate
+    outranks a pick)."""
     min_dist = min_sq_distance(candidates, labeled) if labeled.shape[0] else torch.full(
         (candidates.shape[0],), float("inf"), device=candidates.device)
-    initial = min_dist.clone()
-    picks = []
-    for _ in range(min(budget, candidates.shape[0])):
-        i = int(torch.argmax(min_dist))
+    return _greedy_loop(candidates, budget, min_dist,
+                        lambda dist, i: torch.minimum(dist, _sq_dists(candidates, candidates[i:i + 1])[:, 0]))
+
+
+def _greedy_loop(candidates: torch.Tensor, budget: int, scores: torch.Tensor, update):
+    """The shared greedy loop: take the argmax of ``scores`` among the candidates not taken yet, record
+    its gain, ``scores = update(scores, i)``. Scores are fp32 or better (selection never runs in bf16)."""
+    n = candidates.shape[0]
+    taken = torch.zeros(n, dtype=torch.bool, device=candidates.device)
+    at_last_turn = scores.clone()
+    picks, gains = [], []
+    for _ in range(min(budget, n)):
+        masked = torch.where(taken, torch.full_like(scores, -float("inf")), scores)
+        i = int(torch.argmax(masked))
+        at_last_turn = scores.clone()
         picks.append(i)
-        min_dist = torch.minimum(min_dist, _sq_dists(candidates, candidates[i:i + 1])[:, 0])
-        min_dist[i] = -1.0  # chosen: never again
-    return np.asarray(picks, dtype=np.int64), initial.cpu().numpy()
+        gains.append(float(scores[i]))
+        taken[i] = True
+        scores = update(scores, i)
+    explained = at_last_turn.double().cpu().numpy()
+    positions = np.asarray(picks, dtype=np.int64)
+    gain = np.asarray(gains, dtype=np.float64)
+    explained[positions] = gain
+    return positions, gain, explained
 
 
-def medal_greedy(candidates: torch.Tensor, labeled: torch.Tensor, budget: int) -> tuple[np.ndarray, np.ndarray]:
+def medal_greedy(candidates: torch.Tensor, labeled: torch.Tensor, budget: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MedAL (Smailagic et al. 2018): repeatedly take u* = argmax_u mean_l ||f(u) - f(l)||^2 and count it
     as labeled. The mean squared distance has a closed form, ||u||^2 - 2 u.mean(l) + mean(||l||^2), so the
-    running update only needs the labeled set's sum and sum of squared norms."""
-    total = labeled.sum(0)
-    total_sq = labeled.pow(2).sum()
-    count = labeled.shape[0]
+    running update only needs the labeled set's sum and sum of squared norms.
+
+    Returns ``(positions, gains, scores)`` as :func:`k_center_greedy`. Unlike core-set's, MedAL's gains
+    need not fall from pick to pick (adding a point moves the labeled mean), so the views show the picks
+    in pick order and each pick's gain at its turn; an unpicked candidate's score is its mean distance at
+    the last pick's turn."""
+    state = {"total": labeled.sum(0), "total_sq": labeled.pow(2).sum(), "count": labeled.shape[0]}
     cand_sq = candidates.pow(2).sum(1)
 
     def mean_dist():
-        return cand_sq - 2 * candidates @ (total / count) + total_sq / count
+        return cand_sq - 2 * candidates @ (state["total"] / state["count"]) + state["total_sq"] / state["count"]
 
-    scores = mean_dist()
-    initial = scores.clone()
-    taken = torch.zeros(candidates.shape[0], dtype=torch.bool, device=candidates.device)
-    picks = []
-    for _ in range(min(budget, candidates.shape[0])):
-        i = int(torch.argmax(torch.where(taken, torch.full_like(scores, -float("inf")), scores)))
-        picks.append(i)
-        taken[i] = True
-        total = total + candidates[i]
-        total_sq = total_sq + cand_sq[i]
-        count += 1
-        scores = mean_dist()
-    return np.asarray(picks, dtype=np.int64), initial.cpu().numpy()
+    def update(_scores, i):
+        state["total"] = state["total"] + candidates[i]
+        state["total_sq"] = state["total_sq"] + cand_sq[i]
+        state["count"] += 1
+        return mean_dist()
+
+    return _greedy_loop(candidates, budget, mean_dist(), update)
 
 
 class _Greedy(Strategy):
@@ -68,8 +87,8 @@ class _Greedy(Strategy):
 
     def select(self, ctx) -> Selection:
         cand, lab = ctx.features()
-        positions, initial = self.greedy(cand, lab, ctx.budget)
-        return Selection(ctx.candidates[positions], initial, self.score_name, True)
+        positions, gains, scores = self.greedy(cand.float(), lab.float(), ctx.budget)
+        return Selection(ctx.candidates[positions], scores, self.score_name, True, gains=gains, greedy=True)
 
 
 @register
@@ -78,7 +97,7 @@ class CoreSet(_Greedy):
     label = "Core-set"
     paper = "Sener & Savarese, Active Learning for CNNs: A Core-Set Approach, ICLR 2018"
     description = "Picks samples far from everything labeled so far, so the labels cover the feature space."
-    score_name = "squared distance to nearest labeled"
+    score_name = "squared distance to nearest labeled, at its turn"
 
 
 @register
@@ -87,7 +106,7 @@ class MedAL(_Greedy):
     label = "MedAL"
     paper = "Smailagic et al., MedAL: Accurate and Robust Deep Active Learning for Medical Image Analysis, ICMLA 2018"
     description = "Picks samples whose average distance to the labeled set is largest."
-    score_name = "mean squared distance to labeled"
+    score_name = "mean squared distance to labeled, at its turn"
     greedy = staticmethod(medal_greedy)
 
 
