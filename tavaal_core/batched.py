@@ -151,26 +151,32 @@ def _head_loss(kind: str, predicted, true_loss, margin: float):
 
 
 # -- task learners ------------------------------------------------------------------------------------------------
-def train_task_models(learners: list[ActiveLearner], head_kind: str, method: str | None = None,
-                      indices: list | None = None, stage: int | None = None,
-                      epochs: int | None = None) -> list[TrainedTask] | None:
+def train_task_models(learners: list[ActiveLearner], head_kind, method=None, indices: list | None = None,
+                      stage: int | None = None, epochs: int | None = None) -> list[TrainedTask] | None:
     """The task learner (+ head) of each learner's current stage (or of ``stage`` on ``indices``: the oracle
     is stage -1 on every label), trained together; None when the built models are not the batchable kind
-    (then the engine trains them). ``method`` decides the dropout rate (``config.dropout_for``)."""
+    (then the engine trains them).
+
+    ``head_kind`` and ``method`` (which decides the dropout rate) are one value for all or one per learner:
+    models of different methods train in one stack. Every model gets a head slot; a model without a head
+    has zeros there and a head weight of 0, so its backbone and its (unused) head get exactly no gradient
+    from it, and Adam leaves a parameter with zero gradients where it is."""
+    n_models = len(learners)
+    kinds = [head_kind] * n_models if isinstance(head_kind, str) else list(head_kind)
+    methods = [method] * n_models if method is None or isinstance(method, str) else list(method)
     first = learners[0]
     cfg, ds, device = first.config, first.dataset, first.device
     stage = first.stage if stage is None else stage
     epochs = cfg.epochs_at(stage) if epochs is None else epochs
-    method = method or cfg.method
     models, heads, xs, ys, gens = [], [], [], [], []
     for i, learner in enumerate(learners):
         c = learner.config
         with rng.seeded(c.seed, stage, "task-model", device):
-            model = build_task_model(c.model, ds.input_shape, ds.num_classes, c.dropout_for(method))
+            model = build_task_model(c.model, ds.input_shape, ds.num_classes, c.dropout_for(methods[i] or c.method))
         if not isinstance(model, MLP) or model.dropout.p != 0:  # MC dropout: the engine's masks
             return None
         head = None
-        if head_kind != "none":
+        if kinds[i] != "none":
             with rng.seeded(c.seed, stage, "loss-head", device):
                 head = LossPredictionHead(model.tap_dims, hidden=None, extra_dim=0)
             head = head.to(device)
@@ -182,7 +188,14 @@ def train_task_models(learners: list[ActiveLearner], head_kind: str, method: str
         gens.append(rng.torch_generator(c.seed, stage, "task-batches", device))
     started = time.perf_counter()
     P = _stack(models)
-    H = _stack(heads) if head_kind != "none" else {}
+    with_head = [h for h in heads if h is not None]
+    H = {}
+    if with_head:
+        template = with_head[0]
+        filled = [h if h is not None else _zeros_like_module(template) for h in heads]
+        H = _stack(filled)
+        head_weight = torch.tensor([cfg.head_weight if k != "none" else 0.0 for k in kinds], device=device)
+        is_margin = torch.tensor([k == "margin" for k in kinds], device=device)
     x, y = torch.stack(xs), torch.stack(ys)
     params = list(P.values()) + list(H.values())
     opt = StackedAdam(params, cfg.lr, cfg.weight_decay)
@@ -192,7 +205,7 @@ def train_task_models(learners: list[ActiveLearner], head_kind: str, method: str
     history = []
     for epoch in range(epochs):
         perms = [_batches(n, cfg.batch_size, g, device) for g in gens]  # each seed's own shuffles
-        task_sum = torch.zeros(len(learners), device=device)
+        task_sum = torch.zeros(n_models, device=device)
         lr = cfg.lr * (0.1 if epoch >= milestone else 1.0)
         for j in range(len(perms[0])):
             idx = torch.stack([p[j] for p in perms])  # (S, b)
@@ -204,23 +217,36 @@ def train_task_models(learners: list[ActiveLearner], head_kind: str, method: str
             if H:
                 tap = h2 if epoch < stop_epoch else h2.detach()
                 predicted = _linear(H, "out", tap).squeeze(-1)
-                loss = loss + cfg.head_weight * _head_loss(head_kind, predicted, per_sample, cfg.margin)
-            # seeds' parameters are disjoint: the sum's gradient is each seed's own
+                pair_loss = torch.where(is_margin, _head_loss("margin", predicted, per_sample, cfg.margin),
+                                        _head_loss("ranking", predicted, per_sample, cfg.margin))
+                loss = loss + head_weight * pair_loss
+            # models' parameters are disjoint: the sum's gradient is each model's own
             opt.step(torch.autograd.grad(loss.sum(), params), lr)
             task_sum = task_sum + per_sample.mean(1).detach()
         history.append(task_sum / len(perms[0]))
     _unstack(P, models)
     if H:
-        _unstack(H, heads)
-    seconds = (time.perf_counter() - started) / len(learners)
-    losses = torch.stack(history).cpu().numpy() if history else np.zeros((0, len(learners)))
+        kept = [i for i, h in enumerate(heads) if h is not None]
+        _unstack({k: v[kept] for k, v in H.items()}, [heads[i] for i in kept])
+    seconds = (time.perf_counter() - started) / n_models
+    losses = torch.stack(history).cpu().numpy() if history else np.zeros((0, n_models))
     out = []
     for s, (model, head) in enumerate(zip(models, heads)):
         model.eval()
         if head is not None:
             head.eval()
-        out.append(TrainedTask(model, head, head_kind, [float(v) for v in losses[:, s]], seconds))
+        out.append(TrainedTask(model, head, kinds[s], [float(v) for v in losses[:, s]], seconds))
     return out
+
+
+def _zeros_like_module(module: nn.Module) -> nn.Module:
+    import copy
+
+    clone = copy.deepcopy(module)
+    with torch.no_grad():
+        for p in clone.parameters():
+            p.zero_()
+    return clone
 
 
 # -- VAE + discriminator ---------------------------------------------------------------------------------------------
@@ -255,24 +281,37 @@ def _bce(logits, target: float):
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target), reduction="none").mean(1)
 
 
+def _pad_rank_input(P: dict, name: str, rank_dim: int) -> None:
+    """Append ``rank_dim`` zero input columns to the stacked layer ``name`` (VAAL's decoder / discriminator
+    input layer, so it has TA-VAAL's shape). Fed r = 0, the zero columns add nothing to the output and get
+    exactly zero gradient, so the model computes and learns exactly what the unpadded one does."""
+    w = P[f"{name}.weight"]
+    P[f"{name}.weight"] = torch.cat([w.detach(), w.new_zeros(*w.shape[:-1], rank_dim)], dim=-1).requires_grad_(True)
+
+
 def train_vaal_models(learners: list[ActiveLearner], trained: list[TrainedTask], needs) -> list | None:
     """:func:`tavaal_core.adversarial.train_vaal` for every learner's current stage at once (vector data):
-    the same models, batches, noise and losses per seed. None when the models are not the batchable kind."""
+    the same models, batches, noise and losses per seed. ``needs``: one strategy ``Needs`` for all, or one
+    per learner (VAAL and TA-VAAL models train in one stack, VAAL's padded to TA-VAAL's input width).
+    Returns (models, seconds per model), or None when the models are not the batchable kind."""
+    n_models = len(learners)
+    needs_list = [needs] * n_models if not isinstance(needs, (list, tuple)) else list(needs)
     first = learners[0]
     ds, device, stage = first.dataset, first.device, first.stage
-    settings = first._vaal_settings(needs)
-    rank_dim = 1 if settings.rank_conditioned else 0
+    settings_list = [lr._vaal_settings(nd) for lr, nd in zip(learners, needs_list)]
+    ranked = [st.rank_conditioned for st in settings_list]
+    rank_dim = 1 if any(ranked) else 0
+    settings = settings_list[ranked.index(True)] if rank_dim else settings_list[0]
     vaes, discs, x_alls, r_dec_alls, r_disc_alls, gens, noise_gens = [], [], [], [], [], [], []
     n_l = n_u = None
-    for learner, task in zip(learners, trained):
+    for learner, task, st_i in zip(learners, trained, settings_list):
         c = learner.config
+        own_rank = 1 if st_i.rank_conditioned else 0
         labeled = learner.pool.labeled
         candidates = learner.pool.candidates(c.budget, c.subset_factor, c.seed, stage, fraction=c.subset_fraction)
         with rng.seeded(c.seed, stage, "vae", device):
-            vae = build_vae("adversarial", ds.input_shape, settings.latent_dim, settings.vae_width, rank_dim,
-                            settings.vae_preset)
-            disc = Discriminator(settings.latent_dim, rank_dim, settings.discriminator_hidden,
-                                 settings.discriminator_layers)
+            vae = build_vae("adversarial", ds.input_shape, st_i.latent_dim, st_i.vae_width, own_rank, st_i.vae_preset)
+            disc = Discriminator(st_i.latent_dim, own_rank, st_i.discriminator_hidden, st_i.discriminator_layers)
         if not isinstance(vae, VectorVAE):
             return None
         vaes.append(vae.to(device).train())
@@ -280,70 +319,107 @@ def train_vaal_models(learners: list[ActiveLearner], trained: list[TrainedTask],
         x_l, x_u = ds.x_train[learner._t(labeled)], ds.x_train[learner._t(candidates)]
         n_l, n_u = len(labeled), len(candidates)
         x_alls.append(ds.normalize(torch.cat([x_l, x_u])))
-        if rank_dim:
+        if own_rank:
             r_l = torch.as_tensor(learner._predict(task, x_l).predicted_loss, device=device)
             r_u = torch.as_tensor(learner._predict(task, x_u).predicted_loss, device=device)
-            mode = settings.discriminator_rank_input
+            mode = st_i.discriminator_rank_input
             rl = adversarial.rank_inputs(r_l, n_l, mode, device=device)
             ru = adversarial.rank_inputs(r_u, n_u, mode, device=device)
             r_dec_alls.append(torch.cat([rl[0], ru[0]]))
             r_disc_alls.append(torch.cat([rl[1], ru[1]]))
+        elif rank_dim:  # VAAL in a mixed stack: r = 0 into its zero columns
+            r_dec_alls.append(torch.zeros(n_l + n_u, 1, device=device))
+            r_disc_alls.append(torch.zeros(n_l + n_u, 1, device=device))
         gens.append(rng.torch_generator(c.seed, stage, "vae-batches", device))
         noise_gens.append(rng.torch_generator(c.seed, stage, "vae-noise", device))
     started = time.perf_counter()
-    P, D = _stack(vaes), _stack(discs)
+    template_vae = next(v for v, r in zip(vaes, ranked) if r == bool(rank_dim))
+    template_disc = next(d for d, r in zip(discs, ranked) if r == bool(rank_dim))
+    groups = {}
+    for flag in (True, False):
+        members = [i for i, r in enumerate(ranked) if r == flag]
+        if members:
+            groups[flag] = members
+    stacks = []
+    for flag, members in groups.items():
+        Pg, Dg = _stack([vaes[i] for i in members]), _stack([discs[i] for i in members])
+        if rank_dim and not flag:
+            _pad_rank_input(Pg, "decoder.0", rank_dim)
+            _pad_rank_input(Dg, "net.0", rank_dim)
+        stacks.append((members, Pg, Dg))
+    order = [i for members, _, _ in stacks for i in members]
+    P = {k: torch.cat([Pg[k] for _, Pg, _ in stacks]).detach().requires_grad_(True) for k in stacks[0][1]}
+    D = {k: torch.cat([Dg[k] for _, _, Dg in stacks]).detach().requires_grad_(True) for k in stacks[0][2]}
+    # rows of P / D follow `order`; put every per-model input in that order too
+    x_all = torch.stack([x_alls[i] for i in order])  # (S, n_l + n_u, dim)
+    r_dec_all = torch.stack([r_dec_alls[i] for i in order]) if rank_dim else None
+    r_disc_all = torch.stack([r_disc_alls[i] for i in order]) if rank_dim else None
+    gens_o, noise_o = [gens[i] for i in order], [noise_gens[i] for i in order]
+    uniform = torch.tensor([ranked[i] for i in order], device=device)[:, None, None]
     vae_params, d_params = list(P.values()), list(D.values())
     opt_vae = StackedAdam(vae_params, settings.lr_vae)
     opt_d = StackedAdam(d_params, settings.lr_discriminator)
-    x_all = torch.stack(x_alls)  # (S, n_l + n_u, dim)
-    r_dec_all = torch.stack(r_dec_alls) if rank_dim else None
-    r_disc_all = torch.stack(r_disc_alls) if rank_dim else None
     b = min(settings.batch_size, n_u)
     b_l = min(b, n_l)
     steps = -(-(n_l + n_u) // settings.batch_size)  # the reference's (labeled + subset) / batch, as train_vaal
     beta, lam, klr = settings.beta, settings.adversary_weight, settings.kl_reduction
     latent = settings.latent_dim
-    S = len(learners)
     per_epoch = []
     step_count = 0
     for epoch in range(settings.epochs):
         idx = torch.stack([torch.cat([
             adversarial._index_stream(n_l, steps * b_l, g, device).view(steps, b_l),
-            adversarial._index_stream(n_u, steps * b, g, device).view(steps, b) + n_l], dim=1) for g in gens])
-        acc = torch.zeros(3, S, device=device)
+            adversarial._index_stream(n_u, steps * b, g, device).view(steps, b) + n_l], dim=1) for g in gens_o])
+        acc = torch.zeros(3, n_models, device=device)
         for s in range(steps):
             ib = idx[:, s]  # (S, b_l + b)
             xb = torch.gather(x_all, 1, ib.unsqueeze(-1).expand(-1, -1, x_all.shape[2]))
             r_dec = r_disc = None
-            if rank_dim and step_count < settings.uniform_rank_steps:  # Algorithm 1: r ~ U(0, 1) at first
-                r_dec = r_disc = torch.stack([torch.rand(b_l + b, 1, generator=g, device=device) for g in gens])
-            elif rank_dim:
+            if rank_dim:
                 r_dec = torch.gather(r_dec_all, 1, ib.unsqueeze(-1))
                 r_disc = torch.gather(r_disc_all, 1, ib.unsqueeze(-1))
-            # the engine's reparameterisation noise: randn_like(mu) from the seed's "vae-noise" stream
-            noise = torch.stack([torch.randn(b_l + b, latent, generator=g, device=device) for g in noise_gens])
-            recon, mu, logvar = _vae_forward(P, vaes[0], xb, r_dec, noise)
-            logits = _disc_forward(D, discs[0], mu, r_disc)
+                if step_count < settings.uniform_rank_steps:  # Algorithm 1: r ~ U(0, 1) at first (TA-VAAL only)
+                    drawn = torch.stack([torch.rand(b_l + b, 1, generator=g, device=device) if ranked[i]
+                                         else torch.zeros(b_l + b, 1, device=device)
+                                         for i, g in zip(order, gens_o)])
+                    r_dec = torch.where(uniform, drawn, r_dec)
+                    r_disc = torch.where(uniform, drawn, r_disc)
+            # the engine's reparameterisation noise: randn_like(mu) from each model's "vae-noise" stream
+            noise = torch.stack([torch.randn(b_l + b, latent, generator=g, device=device) for g in noise_o])
+            recon, mu, logvar = _vae_forward(P, template_vae, xb, r_dec, noise)
+            logits = _disc_forward(D, template_disc, mu, r_disc)
             l_vae = (_vae_terms(xb[:, :b_l], recon[:, :b_l], mu[:, :b_l], logvar[:, :b_l], beta, klr)
                      + _vae_terms(xb[:, b_l:], recon[:, b_l:], mu[:, b_l:], logvar[:, b_l:], beta, klr))
             l_adv = _bce(logits[:, :b_l], 1.0) + _bce(logits[:, b_l:], 1.0)
             opt_vae.step(torch.autograd.grad((l_vae + lam * l_adv).sum(), vae_params))  # D's weights: no gradient
             with torch.no_grad():
-                mu_d = _encode(P, vaes[0], xb)
-            logits_d = _disc_forward(D, discs[0], mu_d, r_disc)
+                mu_d = _encode(P, template_vae, xb)
+            logits_d = _disc_forward(D, template_disc, mu_d, r_disc)
             l_d = _bce(logits_d[:, :b_l], 1.0) + _bce(logits_d[:, b_l:], 0.0)
             opt_d.step(torch.autograd.grad(l_d.sum(), d_params))
             acc += torch.stack([l_vae.detach(), l_adv.detach(), l_d.detach()])
             step_count += 1
         per_epoch.append(acc / steps)
-    _unstack(P, vaes)
-    _unstack(D, discs)
-    seconds = (time.perf_counter() - started) / S
-    hist = torch.stack(per_epoch).cpu().numpy() if per_epoch else np.zeros((0, 3, S))
+    # back into each model, in `order`, dropping VAAL's padding
+    offset = 0
+    for members, Pg, Dg in stacks:
+        rows = slice(offset, offset + len(members))
+        Pm = {k: v[rows] for k, v in P.items()}
+        Dm = {k: v[rows] for k, v in D.items()}
+        if rank_dim and not ranked[members[0]]:
+            Pm["decoder.0.weight"] = Pm["decoder.0.weight"][..., :-rank_dim]
+            Dm["net.0.weight"] = Dm["net.0.weight"][..., :-rank_dim]
+        _unstack(Pm, [vaes[i] for i in members])
+        _unstack(Dm, [discs[i] for i in members])
+        offset += len(members)
+    seconds = (time.perf_counter() - started) / n_models
+    hist = torch.stack(per_epoch).cpu().numpy() if per_epoch else np.zeros((0, 3, n_models))
+    row_of = {i: r for r, i in enumerate(order)}
     out = []
-    for s, learner in enumerate(learners):
-        history = {k: hist[:, i, s].tolist() for i, k in enumerate(("vae", "adversarial", "discriminator"))}
-        out.append(adversarial.VAALModels(vaes[s].eval(), discs[s].eval(), settings, history,
+    for i, learner in enumerate(learners):
+        r = row_of[i]
+        history = {k: hist[:, j, r].tolist() for j, k in enumerate(("vae", "adversarial", "discriminator"))}
+        out.append(adversarial.VAALModels(vaes[i].eval(), discs[i].eval(), settings_list[i], history,
                                           seed=learner.config.seed, stage=stage))
     return out, seconds
 
@@ -366,35 +442,42 @@ def oracle(learner: ActiveLearner):
     return learner.oracle()
 
 
-# -- one stage of many seeds ---------------------------------------------------------------------------------------
-def step_together(learners: list[ActiveLearner], method: str) -> list:
-    """``learner.step()`` for every learner (same method, same stage), their models trained together where
-    the method allows. Returns the records."""
-    if len(learners) > 1 and _method_batchable(learners[0], method):
-        needs = get_strategy(method).needs
+# -- one stage of many seeds and methods ------------------------------------------------------------------------------
+def step_together(learners: list[ActiveLearner], method=None) -> list:
+    """``learner.step()`` for every learner (all at the same stage; any mix of methods, each running its own
+    ``config.method`` unless ``method`` says otherwise), their models trained together where the methods
+    allow. Returns the records, in the learners' order."""
+    methods = [method or lr.config.method for lr in learners]
+    batchable = [i for i, (lr, m) in enumerate(zip(learners, methods)) if _method_batchable(lr, m)]
+    task_seconds = vae_seconds = None
+    if len(batchable) > 1:
+        group = [learners[i] for i in batchable]
+        needs = [get_strategy(methods[i]).needs for i in batchable]
         t = time.perf_counter()
-        trained = train_task_models(learners, needs.head, method)
-        task_seconds = (time.perf_counter() - t) / len(learners)
+        trained = train_task_models(group, [n.head for n in needs], [methods[i] for i in batchable])
         if trained is not None:
-            for learner, task in zip(learners, trained):
-                learner._cache[("task", needs.head, False, learner.config.dropout_for(method))] = task
-            vae_seconds = None
-            if needs.vae in ("adversarial", "rank_conditioned"):
+            task_seconds = (time.perf_counter() - t) / len(group)
+            for i, learner, task, nd in zip(batchable, group, trained, needs):
+                learner._cache[("task", nd.head, False, learner.config.dropout_for(methods[i]))] = task
+            with_vae = [k for k, nd in enumerate(needs) if nd.vae in ("adversarial", "rank_conditioned")]
+            if with_vae:
                 t = time.perf_counter()
-                result = train_vaal_models(learners, trained, needs)
+                result = train_vaal_models([group[k] for k in with_vae], [trained[k] for k in with_vae],
+                                           [needs[k] for k in with_vae])
                 if result is not None:
-                    models, _ = result
-                    vae_seconds = (time.perf_counter() - t) / len(learners)
-                    for learner, m in zip(learners, models):
-                        learner._cache[("vaal", needs.vae, needs.head)] = m
-            records = [learner.step() for learner in learners]
-            for record in records:  # the stage's share of the shared training, not the cache look-up
-                record.timings[PHASE_TASK] = task_seconds
-                if vae_seconds is not None:
-                    record.timings[PHASE_VAE] = vae_seconds
-                record.timings["batched seeds"] = float(len(learners))
-            return records
-    return [learner.step() for learner in learners]
+                    vae_seconds = (time.perf_counter() - t) / len(with_vae)
+                    for k, m in zip(with_vae, result[0]):
+                        group[k]._cache[("vaal", needs[k].vae, needs[k].head)] = m
+    records = []
+    for i, (learner, m) in enumerate(zip(learners, methods)):
+        record = learner.step() if m == learner.config.method else learner.what_if([m])[m]
+        if task_seconds is not None and i in batchable:  # the stage's share of the shared training
+            record.timings[PHASE_TASK] = task_seconds
+            if vae_seconds is not None and PHASE_VAE in record.timings:
+                record.timings[PHASE_VAE] = vae_seconds
+            record.timings["models trained together"] = float(len(batchable))
+        records.append(record)
+    return records
 
 
 # -- an experiment, seeds together ---------------------------------------------------------------------------------
@@ -450,38 +533,42 @@ def _run(experiment: Experiment, progress) -> dict:
     try:
         rows = store.metrics_rows_from_records(run_dir)
         progress(ProgressEvent("start", done=done, total=total))
-        for method in spec.methods:
-            learners: dict[int, ActiveLearner] = {}
-            for trial in range(spec.trials):
+        # Every (trial, method) of the run, brought to where its folder stands; then stage by stage, all of
+        # them together (models of all seeds and methods at a stage train in one stack).
+        learners: dict[tuple[int, str], ActiveLearner] = {}
+        for trial in range(spec.trials):
+            for method in spec.methods:
                 if experiment.finished(trial, method) >= spec.stages:
                     progress(ProgressEvent("skip", trial, method, spec.stages, done, total))
                     continue
                 learner = experiment._learner(trial, method)
                 replay(learner, store.load_records(run_dir, method, trial, spec.stages),
                        f"{run_dir}/records/{method}/trial{trial}")
-                learners[trial] = learner
-            experiment._first_learner = None
-            while learners:
-                stage = min(lr.stage for lr in learners.values())
-                group = {t: lr for t, lr in learners.items() if lr.stage == stage}
-                write(current={"trial": min(group), "method": method, "stage": stage, "phase": "seeds together",
-                               "fraction": 0.0, "message": f"{len(group)} seeds"})
-                progress(ProgressEvent("phase", min(group), method, stage, done, total, "seeds together", 0.0,
-                                       f"{method}: stage {stage} of {len(group)} seeds"))
-                records = step_together(list(group.values()), method)
-                for (trial, learner), record in zip(group.items(), records):
-                    later(store.save_record, run_dir, trial, record, seed=spec.trial_seed(trial))
-                    rows.append(store.record_metrics_row(record, trial, spec.trial_seed(trial)))
-                    done += 1
-                    progress(ProgressEvent("stage", trial, method, stage, done, total, record=record))
-                    if learner.done:
-                        del learners[trial]
-                later(store.write_metrics, run_dir, list(rows))
-                write(done=done, current={}, last={"trial": max(group), "method": method, "stage": stage,
-                                                   "accuracy": float(records[-1].accuracy),
-                                                   "labeled_count": int(records[-1].labeled_count)})
-                while len(pending) > 64:  # keep the queue short: a slow disk holds the run back, not memory
-                    pending.pop(0).result()
+                learners[(trial, method)] = learner
+        experiment._first_learner = None
+        while learners:
+            stage = min(lr.stage for lr in learners.values())
+            group = {k: lr for k, lr in learners.items() if lr.stage == stage}
+            first_trial, first_method = min(group)
+            write(current={"trial": first_trial, "method": first_method, "stage": stage, "phase": "together",
+                           "fraction": 0.0, "message": f"{len(group)} models"})
+            progress(ProgressEvent("phase", first_trial, first_method, stage, done, total, "together", 0.0,
+                                   f"stage {stage}: {len(group)} seeds x methods"))
+            records = step_together(list(group.values()))
+            for ((trial, method), learner), record in zip(group.items(), records):
+                later(store.save_record, run_dir, trial, record, seed=spec.trial_seed(trial))
+                rows.append(store.record_metrics_row(record, trial, spec.trial_seed(trial)))
+                done += 1
+                progress(ProgressEvent("stage", trial, method, stage, done, total, record=record))
+                if learner.done:
+                    del learners[(trial, method)]
+            later(store.write_metrics, run_dir, list(rows))
+            last_trial, last_method = max(group)
+            write(done=done, current={}, last={"trial": last_trial, "method": last_method, "stage": stage,
+                                               "accuracy": float(records[-1].accuracy),
+                                               "labeled_count": int(records[-1].labeled_count)})
+            while len(pending) > 64:  # keep the queue short: a slow disk holds the run back, not memory
+                pending.pop(0).result()
         drain()
     except (KeyboardInterrupt, SystemExit):
         _finish(writer, pending)
