@@ -33,11 +33,12 @@ def _num(value, digits: int = 3) -> str:
 def parts_table(result: audit.ClaimResult) -> pd.DataFrame:
     """One row per part, for reading: the two sides' means with their CIs, seeds held, p, verdict."""
     rows = []
-    for p in result.parts:
+    for i, p in enumerate(result.parts):
         part = p.part
         b = method_label(part.b) if isinstance(part.b, str) else f"{float(part.b):g}"
         counted = len(p.stages) if part.kind == "no_difference" else p.seeds
         rows.append({
+            "part": i + 1,
             "claimed": part.text,
             "verdict": p.verdict if not p.missing else f"not measured ({p.missing})",
             "held": f"{p.held}/{counted} {'stages' if part.kind == 'no_difference' else 'seeds'}",

@@ -121,6 +121,7 @@ if spec is not None:
 
     # -- setting table -------------------------------------------------------------------------------------------
     st.subheader("Where it holds and where it fails")
+    resolved = spec.config.resolve()
     sweep_specs = {(f, json.dumps(v)): audit.setting_spec(setting, int(seeds), {**overrides, f: v})
                    for f, values in claim.sweeps.items() for v in values}
     sd, st_total = claims_view.progress_of(list(sweep_specs.values()))
@@ -128,17 +129,25 @@ if spec is not None:
     st.caption(f"One setting changed at a time, the rest as above: {fields}. "
                f"{sd}/{st_total} stages on disk.")
     sweep_key = f"sweep-{key}"
-    if sd < st_total and not claims_view.running(sweep_key):
+    sweep_busy = claims_view.running(sweep_key) or any(
+        store.is_run_dir(audit.audit_dir_for(sub))
+        and store.effective_state(store.read_status(audit.audit_dir_for(sub)), audit.audit_dir_for(sub)) == "running"
+        for sub in sweep_specs.values())
+    if sd < st_total and not sweep_busy:
         if st.button("Run the setting table in the background", icon=":material/grid_on:", key="claims_sweep"):
             claims_view.start(sweep_key, name, int(seeds), overrides, claim.sweeps)
             st.rerun()
-    elif claims_view.running(sweep_key):
-        st.progress(sd / st_total if st_total else 0.0, text=f"Setting table: {sd}/{st_total} stages")
+    elif sweep_busy:
+        st.progress(sd / st_total if st_total else 0.0, text=f"Setting table, running in the background: "
+                                                           f"{sd}/{st_total} stages (reload to update)")
     rows = []
     for (field, value), sub in sweep_specs.items():
         d, t = claims_view.progress_of([sub])
+        value = json.loads(value)
+        if value == getattr(resolved, field):
+            value = f"{value} (as above)"
         if t and d == t:
-            result = audit.cached_evaluate(claim, audit.audit_dir_for(sub), int(seeds), {**overrides, field: value})
+            result = audit.cached_evaluate(claim, audit.audit_dir_for(sub), int(seeds), sub.notes["overrides"])
             for p in result.parts:
                 rows.append({"claim": name, "field": field, "value": value, "claim_verdict": result.verdict,
                              "part": p.part.text, "verdict": p.verdict, "held": p.held,

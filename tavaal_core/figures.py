@@ -569,7 +569,7 @@ def claim_parts(parts: list[dict], title: str | None = None, height: int | None 
     shown = [p for p in parts if p.get("per_seed", {}).get("a")]
     n = max(1, len(shown))
     rows, cols = _grid(n, 4 if n > 4 else n)
-    titles = [f"{p['verdict']} · {p['held']}/{p['seeds']} seeds" for p in shown] or [""]
+    titles = [f"{i + 1} · {p['verdict']} · {p['held']}/{p['seeds']} seeds" for i, p in enumerate(shown)] or [""]
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.08,
                         vertical_spacing=0.18 if rows > 1 else 0.1)
     for i, p in enumerate(shown):
