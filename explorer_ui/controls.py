@@ -213,6 +213,18 @@ def image_settings(where=None) -> tuple[Settings, Form]:
     model = where.selectbox("Task model", models, key=f"img_model_{name}", format_func=MODEL_LABELS.get,
                             on_change=keep(f"img_model_{name}"))
     form.slot("model")
+    pretrained = None
+    if model == "resnet18_imagenet":
+        from tavaal_core.models.task import imagenet_weights_path
+
+        if imagenet_weights_path() is None:
+            _widget_default("img_random_init", False)
+            accept = where.checkbox("ImageNet weights are absent: start from a random initialisation",
+                                    key="img_random_init", on_change=keep("img_random_init"),
+                                    help="Nothing is downloaded here. Put torchvision's resnet18-f37072fd.pth under "
+                                         "$TORCH_HOME/hub/checkpoints to use them.")
+            pretrained = "none" if accept else "imagenet"
+    form.slot("pretrained")
     c1, c2 = where.columns(2)
     initial = _number(c1, "Initial labels", f"img_initial_{name}", defaults["initial_size"], 1, 100000)
     budget = _number(c2, "Picks per stage", f"img_budget_{name}", defaults["budget"], 1, 100000)
@@ -234,12 +246,16 @@ def image_settings(where=None) -> tuple[Settings, Form]:
             options["seed"] = int(seed)
         config = ExperimentConfig(
             dataset=name, method=methods[0] if methods else "random", dataset_options=options,
-            imbalance_ratio=float(ratio) if ratio > 1 else None, model=model, initial_size=int(initial),
+            imbalance_ratio=float(ratio) if ratio > 1 else None, model=model, pretrained=pretrained,
+            initial_size=int(initial),
             budget=int(budget), stages=MAX_STAGES, task_epochs=int(epochs),
             task_epochs_increment=int(epochs_increment), vae_epochs=int(vae_epochs), seed=int(seed),
         )
         if not methods:
             raise ConfigError("methods", "choose at least one method")
+        from tavaal_core.models.task import check_pretrained_weights
+
+        check_pretrained_weights(config.resolve())  # refused beside the control, before any Step
     except TavaalError as e:
         form.show(e)
         config = None

@@ -24,7 +24,7 @@ class Pool:
     @classmethod
     def initial(cls, size: int, initial_size: int, seed: int) -> "Pool":
         """The stage-0 labeled set: uniform without replacement, drawn from the trial's seed only, so
-        every method of a trial starts from the same labels (seed paper 004, Algorithm 1)."""
+        every method of a trial starts from the same labels (Godwin et al. 2022, Algorithm 1)."""
         if not 0 < initial_size < size:
             raise ConfigError("initial_size", f"must be between 1 and {size - 1}, got {initial_size}")
         picks = numpy_rng(seed, 0, "initial-labeled").choice(size, size=initial_size, replace=False)

@@ -80,16 +80,25 @@ def imagenet_weights_path() -> Path | None:
     return path if path.is_file() else None
 
 
+def missing_imagenet_weights(config) -> str:
+    """Why a config cannot have the ImageNet weights it asks for on this machine, or "" when it can (or does
+    not ask). Nothing is downloaded here."""
+    if config.pretrained_weights != "imagenet" or imagenet_weights_path() is not None:
+        return ""
+    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
+    return (f"ResNet-18 ImageNet weights are absent ({hub / IMAGENET_WEIGHTS_FILE}; nothing is downloaded here): "
+            "put torchvision's file there, or accept a random initialisation with pretrained 'none' "
+            "(CLI: --pretrained none)")
+
+
 def check_pretrained_weights(config) -> None:
-    """Refuse a config that asks for ImageNet weights this machine does not have (nothing is downloaded):
-    the user either provides the file or accepts a random initialisation, knowingly."""
+    """Refuse a config that asks for ImageNet weights this machine does not have: the user either provides
+    the file or accepts a random initialisation, knowingly."""
     from ..errors import ConfigError
 
-    if config.pretrained_weights == "imagenet" and imagenet_weights_path() is None:
-        hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
-        raise ConfigError("pretrained", f"ResNet-18 ImageNet weights are absent ({hub / IMAGENET_WEIGHTS_FILE}; "
-                                        "nothing is downloaded here): put torchvision's file there, or accept a "
-                                        "random initialisation with pretrained 'none' (CLI: --pretrained none)")
+    why = missing_imagenet_weights(config)
+    if why:
+        raise ConfigError("pretrained", why)
 
 
 class ResNet18(nn.Module):

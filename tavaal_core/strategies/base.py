@@ -20,10 +20,10 @@ FEATURES = ("task", "task+vae")
 @dataclass(frozen=True)
 class Needs:
     head: str = "none"  # none | margin (Learning Loss) | ranking (TA-VAAL eq. 1)
-    vae: str = "none"  # none | adversarial (VAAL) | rank_conditioned (TA-VAAL) | unsupervised (seed 004)
-    features: str = "task"  # task | task+vae (seed 004: concat(task_features, alpha * mu))
+    vae: str = "none"  # none | adversarial (VAAL) | rank_conditioned (TA-VAAL) | unsupervised (Godwin et al. 2022)
+    features: str = "task"  # task | task+vae (Godwin et al. 2022: concat(task_features, alpha * mu))
     mc_dropout: bool = False
-    head_extra: bool = False  # seed 004: VAE mu appended inside the loss head
+    head_extra: bool = False  # Godwin et al. 2022: VAE mu appended inside the loss head
 
     def __post_init__(self):
         assert self.head in HEADS and self.vae in VAES and self.features in FEATURES

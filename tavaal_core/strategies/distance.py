@@ -1,5 +1,5 @@
 """Distance-based strategies: core-set (k-center greedy) and MedAL, on task features or on the
-seed-004 VAE-augmented features concat(task_features, alpha * mu)."""
+Godwin et al. 2022 VAE-augmented features concat(task_features, alpha * mu)."""
 from __future__ import annotations
 
 import numpy as np
