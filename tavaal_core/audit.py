@@ -282,6 +282,8 @@ def prepare(spec: ExperimentSpec, root=None) -> Experiment:
             store.write_spec(run_dir, data)
             experiment = Experiment.open(run_dir)
             store.update_status(run_dir, total=experiment.spec.total_stages)
+        elif experiment.spec.trials > spec.trials:  # fewer seeds than the folder holds: run only those
+            experiment.spec = experiment.spec.with_(trials=spec.trials)
         return experiment
     return Experiment.create(spec, run_dir.parent, run_dir.name)
 

@@ -251,3 +251,10 @@ def test_methods_trained_in_one_stack_equal_the_engine():
     records = batched.step_together(together)
     assert [r.method for r in records] == [m for m, _ in pairs]
     assert all(len(r.selected) == configs[0].budget for r in records)
+
+
+def test_fewer_seeds_than_the_folder_holds_runs_only_those(small_audit, monkeypatch):
+    root, result = small_audit
+    spec = audit.setting_spec("moons_fig1", 2, SMALL)
+    experiment = audit.prepare(spec, root)  # the folder holds 3 seeds by now (the test above extended it)
+    assert experiment.spec.trials == 2 and experiment.counts()[0] == experiment.counts()[1]
