@@ -51,6 +51,31 @@ st.caption(f"Multi-trial experiments on disk in `{RUNS_DIR.resolve()}`: the same
 _reap()
 
 # -- start a new run -------------------------------------------------------------------------------------------
+def show_estimate(where, preset, preset_name: str, methods, trials: int, stages: int) -> None:
+    """How long the chosen run would take here: at once for the small models (a probe of a second or two,
+    then cached); on request for ResNet-18, whose probe on a CPU takes about a minute."""
+    from tavaal_core.estimate import estimate_spec
+
+    if not methods:
+        return
+    spec = preset.with_(methods=tuple(methods), trials=trials, stages=stages)
+    key = f"runs_estimate_{preset_name}"
+    small = spec.config.resolve().model in ("mlp", "cnn")
+    if not small and not st.session_state.get(key):
+        if st.button("Estimate the run time", key=f"{key}_button", help="Measures this machine's speed with the "
+                     "preset's models for a minute (once; the result is cached)."):
+            st.session_state[key] = True
+            st.rerun()
+        return
+    try:
+        with st.spinner("Measuring this machine's speed (once, cached)..."):
+            estimate = estimate_spec(spec)
+    except TavaalError as e:
+        where.caption(f"No estimate: {e}")
+        return
+    where.info(f"Estimated run time: {estimate.describe()}.", icon=":material/timer:")
+
+
 with st.expander("Start a new run", icon=":material/play_arrow:", expanded=not store.list_runs(RUNS_DIR)):
     presets = available_presets()
     preset_name = st.selectbox("Preset", presets, index=presets.index("digits_demo") if "digits_demo" in presets else 0,
@@ -79,7 +104,9 @@ with st.expander("Start a new run", icon=":material/play_arrow:", expanded=not s
                 st.warning(weights_missing, icon=":material/warning:")
                 accept_random = st.checkbox("Run from a random initialisation instead (the run records it)",
                                             key=f"runs_random_init_{preset_name}")
+            estimate_box = st.empty()
             submitted = st.form_submit_button("Start in the background", type="primary", icon=":material/play_arrow:")
+        show_estimate(estimate_box, preset, preset_name, methods, int(trials), int(stages))
         if submitted:
             try:
                 if weights_missing and not accept_random:

@@ -4,7 +4,7 @@ Commands::
 
     run (--preset NAME | --config FILE) [--methods a,b] [--trials N] [--stages N] [--seed N]
         [--epochs N] [--epochs-increment N] [--pretrained imagenet|none]
-        [--device auto|cpu|cuda] [--output DIR] [--name NAME] [--threads N] [--quiet]
+        [--device auto|cpu|cuda] [--output DIR] [--name NAME] [--threads N] [--quiet] [--yes]
     run --resume RUN_DIR [--device auto|cpu|cuda] [--threads N] [--quiet]
     list [--output DIR]
     export RUN_DIR [--to DIR]
@@ -29,6 +29,7 @@ PROG = "python -m tavaal_core"
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
+CONFIRM_ABOVE_S = 3600  # runs estimated longer than this need --yes
 
 
 class UsageError(Exception):
@@ -83,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="run folder name (default: <preset>-<date>-<time>)")
     run.add_argument("--threads", type=_positive_int(), help="torch CPU threads (default: 1 for the MLP and small CNN on a CPU, else torch's choice)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--yes", action="store_true",
+                     help=f"start even when the estimate is above {CONFIRM_ABOVE_S // 3600} hour(s)")
 
     lst = sub.add_parser("list", help="list the runs in a folder")
     lst.add_argument("--output", default="runs", help="folder holding the run folders (default: runs/)")
@@ -196,6 +199,21 @@ class _Bars:
             self.total_bar = None
 
 
+def _estimate_or_refuse(spec, confirmed: bool, quiet: bool) -> None:
+    """Print how long the run will take on this machine; above an hour, start only with --yes (the refusal is
+    the one line printed)."""
+    from .estimate import estimate_spec, format_duration
+
+    if not quiet:
+        print("estimating the run time on this machine (a short probe, cached)...", file=sys.stderr, flush=True)
+    estimate = estimate_spec(spec)
+    if estimate.seconds > CONFIRM_ABOVE_S and not confirmed:
+        raise UsageError(f"--yes: this run would take {estimate.describe()}; pass --yes to start it "
+                         f"(above {format_duration(CONFIRM_ABOVE_S)})")
+    print(f"estimate: {estimate.describe()} ({spec.trials} trials x {len(spec.methods)} methods x "
+          f"{spec.config.stages} stages)", file=sys.stderr, flush=True)
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -220,7 +238,8 @@ def cmd_run(args) -> int:
         experiment.check_not_running()
     else:
         spec = _build_spec(args)
-        experiment = Experiment.create(spec, args.output, args.name)
+        experiment = Experiment.create(spec, args.output, args.name,
+                                       before_folder=lambda e: _estimate_or_refuse(e.spec, args.yes, args.quiet))
     if args.threads is None:
         from .training import resolve_device, small_model_cpu_threads
 

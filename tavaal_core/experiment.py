@@ -193,7 +193,7 @@ class Experiment:
     # -- construction ----------------------------------------------------------------------------
     @classmethod
     def create(cls, spec: ExperimentSpec, output: str | os.PathLike = "runs", name: str | None = None,
-               check: bool = True) -> "Experiment":
+               check: bool = True, before_folder: Callable[["Experiment"], None] | None = None) -> "Experiment":
         """Make a new run folder under ``output`` holding the spec, the environment and a status. An
         explicit ``name`` that is taken is refused (ConfigError 'name'); the default name gets a suffix.
 
@@ -206,6 +206,8 @@ class Experiment:
         experiment = cls(Path(output) / name, spec)
         if check:
             experiment._first_learner = experiment._learner(0, spec.methods[0])
+        if before_folder is not None:  # e.g. the CLI's time estimate, which may still refuse the run
+            before_folder(experiment)
         # a name the user chose is never silently changed; a default (timestamped) one gets a suffix if taken
         experiment.run_dir = store.new_run_dir(output, name, exclusive=explicit)
         store.write_spec(experiment.run_dir, {**spec.to_dict(), "created": store.now_iso()})

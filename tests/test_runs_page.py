@@ -186,3 +186,12 @@ def test_a_preset_that_needs_absent_imagenet_weights_says_so_and_waits_for_conse
     at.button(key="FormSubmitter:new_run-Start in the background").click().run()
     assert any("pretrained" in e.value for e in at.error)  # nothing starts without consent
     assert not (runs_dir / at.text_input[0].value).exists()
+
+
+def test_the_new_run_form_shows_a_time_estimate(runs_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("TAVAAL_CACHE_DIR", str(tmp_path / "cache"))
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state["runs_preset"] = "moons_fig1"
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Estimated run time: about" in i.value for i in at.info)
