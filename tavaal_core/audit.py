@@ -39,7 +39,7 @@ from .errors import ConfigError
 from .experiment import Experiment, ExperimentSpec
 from .presets import load_preset
 
-RESULT_FILE = "claims.json"
+NOT_MEASURED = "not measured"  # a claim none of whose parts the run can measure (its methods are absent)
 RESULT_VERSION = 1
 
 
@@ -532,7 +532,7 @@ def evaluate(claim: Claim | str, run_dir, seeds: int | None = None, frame: pd.Da
     stages = int(frame["stage"].max()) + 1 if len(frame) else 0
     parts = [evaluate_part(p, frame, stages) for p in claim.parts]
     measured = [p.verdict for p in parts if not p.missing]
-    verdict = cm.combine_verdicts(measured) if measured else cm.MIXED
+    verdict = cm.combine_verdicts(measured) if measured else NOT_MEASURED
     return ClaimResult(claim, verdict, parts, frame, Path(run_dir), seeds, dict(overrides or {}))
 
 

@@ -135,6 +135,8 @@ def test_the_audit_folder_is_a_cache_a_saved_run_and_grows_with_more_seeds(small
     # any saved run holding the methods can be audited
     other = audit.evaluate("fig7b", run_dir)
     assert other.parts[0].seeds == 3 and not other.parts[0].missing
+    absent = audit.evaluate("godwin", run_dir)  # core-set & co. were not run here
+    assert absent.verdict == audit.NOT_MEASURED and all(p.missing for p in absent.parts)
 
 
 def _assert_same_weights(ref, got, skip=()):
