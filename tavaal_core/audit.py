@@ -209,7 +209,9 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
          Part("core-set + VAE picks other samples than core-set at stage 0 (overlap < 1)", "overlap",
               "coreset_vae", "coreset", "lower", (0,), kind="overlap"),
          Part("MedAL + VAE picks other samples than MedAL at stage 0 (overlap < 1)", "overlap", "medal_vae",
-              "medal", "lower", (0,), kind="overlap")),
+              "medal", "lower", (0,), kind="overlap"),
+         Part("loss prediction + VAE picks other samples than loss prediction at stage 0 (overlap < 1)", "overlap",
+              "lloss_vae", "lloss", "lower", (0,), kind="overlap")),
         ("accuracy", "overlap"), ("coreset", "coreset_vae", "medal", "medal_vae", "lloss", "lloss_vae"),
         sweeps={"alpha": [0.1, 1.0, 10.0]}),
 )}
@@ -450,7 +452,9 @@ def evaluate_part(part: Part, frame: pd.DataFrame, stages_in_run: int) -> PartRe
         return values[np.isfinite(values)]
 
     a = per_seed(part.a)
-    if isinstance(part.b, str):
+    if part.kind == "overlap":  # measured on a's rows against its partner b: nothing to pair on b's side
+        b_values = np.full(len(a), np.nan)
+    elif isinstance(part.b, str):
         b = per_seed(part.b)
         common = a.index.intersection(b.index)
         a, b = a.loc[common], b.loc[common]
@@ -463,6 +467,8 @@ def evaluate_part(part: Part, frame: pd.DataFrame, stages_in_run: int) -> PartRe
     n = len(diff)
     ma, la, ha = cm.mean_ci(a_values)
     mb, lb, hb = cm.mean_ci(b_values) if isinstance(part.b, str) else (float(part.b), math.nan, math.nan)
+    if part.kind == "overlap":
+        mb, lb, hb = math.nan, math.nan, math.nan
     md, ld, hd = cm.mean_ci(diff)
     per_stage = []
     if part.kind == "no_difference":

@@ -72,6 +72,15 @@ def test_constant_and_no_difference_parts():
     assert shifted.verdict == cm.FAILS and shifted.held == 0  # +5 points in every seed: significant everywhere
 
 
+def test_an_overlap_part_counts_the_seeds_whose_picks_differ():
+    rows = [{"method": "coreset_vae", "trial": t, "stage": 0, "overlap": v} for t, v in enumerate([1.0, 0.9, 0.8])]
+    rows += [{"method": "coreset", "trial": t, "stage": 0, "overlap": float("nan")} for t in range(3)]
+    part = audit.Part("picks differ", "overlap", "coreset_vae", "coreset", "lower", (0,), kind="overlap")
+    result = audit.evaluate_part(part, pd.DataFrame(rows), 5)
+    assert (result.seeds, result.held) == (3, 2)
+    assert result.mean_a == pytest.approx(0.9) and result.verdict == cm.MIXED  # 2 of 3: below 80%
+
+
 def test_every_claim_names_methods_of_its_setting_and_known_metrics():
     for claim in audit.CLAIMS.values():
         setting = audit.SETTINGS[claim.setting]
