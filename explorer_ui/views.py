@@ -135,6 +135,18 @@ def image_grid(images: list[np.ndarray], captions: list[str], per_row: int = 10,
             col.image(img, caption=cap, width=width)
 
 
+def device_note(config) -> None:
+    """Where this page's stages run, and in which precision (a caption)."""
+    from tavaal_core import TavaalError
+    from tavaal_core.training import describe_device
+
+    resolved = config.resolve()
+    try:
+        st.caption(describe_device(resolved.device, resolved.model, resolved.precision))
+    except TavaalError as e:  # a device or precision this machine lacks: say so
+        st.caption(str(e))
+
+
 def score_rule(record) -> str:
     """How a record's scores explain its picks, in words (caption text)."""
     if record.greedy:

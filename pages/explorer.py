@@ -7,6 +7,8 @@ st.title("Stage explorer")
 views.explain("explorer")
 
 settings, form = controls.image_settings()
+if settings.config is not None:
+    views.device_note(settings.config)
 session = play.toolbar("images", "Stage explorer", settings, form, with_oracle=False)
 if session is None:
     st.stop()

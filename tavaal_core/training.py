@@ -337,3 +337,18 @@ def evaluate(probs: np.ndarray, y: np.ndarray, num_classes: int) -> tuple[float,
         if mask.any():
             per_class[k] = correct[mask].mean()
     return float(correct.mean()) if len(y) else math.nan, per_class
+
+
+def describe_device(device_name: str = "auto", model: str | None = None, precision: str = "auto") -> str:
+    """One line for the UI: where stages run and in which precision, with the GPU's name and memory."""
+    device = resolve_device(device_name)
+    resolved = resolve_precision(precision, device, model)
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        free, total = torch.cuda.mem_get_info(device)
+        return (f"GPU: {props.name}, {total / 2**30:.0f} GiB ({free / 2**30:.0f} GiB free); training in {resolved}, "
+                "selection scored in fp32")
+    threads = small_model_cpu_threads(model or "") or torch.get_num_threads()
+    native = "native bf16" if cpu_supports_bf16() else "no native bf16"
+    return (f"CPU ({threads} thread{'s' if threads > 1 else ''}, {native}); training in {resolved}, selection scored "
+            "in fp32. No CUDA GPU here: paper-scale presets (ResNet-18) belong on a GPU machine.")

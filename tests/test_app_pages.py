@@ -297,3 +297,11 @@ def test_selected_indices_reads_both_customdata_shapes():
                                       {"customdata": [6, 0.7]}, {"x": 1}]}}
     assert list(_selected_indices(state)) == [3, 6]
     assert list(_selected_indices(None)) == []
+
+
+def test_explorer_says_where_and_in_which_precision_stages_run():
+    at = new_app()
+    at.switch_page("pages/explorer.py").run()
+    ok(at)
+    captions = [c.value for c in at.caption]
+    assert any("training in" in c and "selection scored in fp32" in c for c in captions), captions
