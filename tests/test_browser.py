@@ -55,7 +55,15 @@ def app_url():
             server.wait(15)
         except subprocess.TimeoutExpired:
             server.kill()
-        out = server.stdout.read().decode(errors="replace") if server.stdout else ""
+        out = ""
+        if server.stdout:
+            # Non-blocking: a child the server spawned (the UMAP warm-up worker, which outlives a killed server)
+            # inherits this pipe, and a blocking read would wait for it forever.
+            os.set_blocking(server.stdout.fileno(), False)
+            try:
+                out = (server.stdout.read() or b"").decode(errors="replace")
+            except (BlockingIOError, OSError):
+                pass
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "browser-server.log").write_text(out)
 
