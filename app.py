@@ -30,6 +30,9 @@ pages = {
         st.Page("pages/learning_curves.py", title="Learning curves"),
         st.Page("pages/what_if.py", title="What-if"),
     ],
+    "Research": [
+        st.Page("pages/claims.py", title="Paper claims", url_path="claims"),
+    ],
 }
 # The run store's page (another module's) plugs in when it exists.
 if (HERE / "pages" / "runs.py").exists():

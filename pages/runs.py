@@ -277,6 +277,11 @@ else:
             except TavaalError as e:
                 st.error(str(e))
 
+    with st.expander("Audit this run against the papers' claims", icon=":material/fact_check:"):
+        from explorer_ui.claims_view import audit_run_panel
+
+        audit_run_panel(run.path, run.methods)
+
     with st.expander("Export", icon=":material/download:"):
         if st.button("Write metrics (CSV), selections and scores (JSON)", key="runs_export"):
             try:

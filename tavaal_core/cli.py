@@ -10,6 +10,8 @@ Commands::
     export RUN_DIR [--to DIR]
     summary RUN_DIR
     presets [NAME] [--brief]
+    claims [--claim NAME] [--seeds N] [--set field=value ...] [--sweep field=v1,v2 ...] [--run RUN_DIR]
+        [--to DIR] [--sequential] [--threads N] [--quiet]
 
 Exit codes: 0 done; 2 a user error, refused before anything runs (one line on stderr naming the field
 or the file, no traceback: a bad value, an absent dataset, a damaged or busy run folder, an output
@@ -78,7 +80,7 @@ def _non_negative_int():
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="TA-VAAL Explorer: run, resume, list and export experiments.")
-    sub = parser.add_subparsers(dest="command", metavar="{run,list,export,summary,presets}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{run,list,export,summary,presets,claims}", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run an experiment (a preset or a config file), or resume one")
     source = run.add_mutually_exclusive_group()
@@ -116,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     pre = sub.add_parser("presets", help="the presets: their values and the source of each")
     pre.add_argument("name", nargs="?", help="one preset (default: all)")
     pre.add_argument("--brief", action="store_true", help="one line per preset")
+
+    cl = sub.add_parser("claims", help="measure the papers' claims over seeds: verdict, CI, seeds where they hold")
+    cl.add_argument("--claim", help="one claim (default: every claim); see tavaal_core.audit.CLAIMS")
+    cl.add_argument("--seeds", type=_int_at_least(2), help="seeds per setting (default: the setting's, 10 for two moons)")
+    cl.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="change a config field of the setting")
+    cl.add_argument("--sweep", action="append", default=[], metavar="FIELD=V1,V2",
+                    help="also measure the claim with each value of FIELD (one table of claim x setting)")
+    cl.add_argument("--run", metavar="RUN_DIR", help="measure a saved run instead of running the claim's setting")
+    cl.add_argument("--to", help="folder for claims-<name>.csv / .json (default: the audits folder)")
+    cl.add_argument("--sequential", action="store_true", help="run seeds one at a time (no batched training)")
+    cl.add_argument("--threads", type=_positive_int(), help="torch CPU threads (default 1: the models are small)")
+    cl.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -424,7 +438,108 @@ def cmd_presets(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "export": cmd_export, "summary": cmd_summary, "presets": cmd_presets}
+def _sweep_values(text: str) -> tuple[str, list]:
+    from .audit import parse_assignment
+
+    name, _ = parse_assignment(text.split(",", 1)[0])
+    raw = text.split("=", 1)[1]
+    values = [parse_assignment(f"{name}={v}")[1] for v in raw.split(",") if v.strip()]
+    if not values:
+        raise UsageError(f"--sweep {text!r}: give values, e.g. --sweep {name}=a,b")
+    return name, values
+
+
+def cmd_claims(args) -> int:
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from . import audit
+
+    names = [audit.get_claim(args.claim).name] if args.claim else list(audit.CLAIMS)
+    overrides = dict(audit.parse_assignment(s) for s in args.set)
+    sweeps = dict(_sweep_values(s) for s in args.sweep)
+    if args.run is not None and (overrides or sweeps or args.seeds):
+        raise UsageError("--run measures a saved run as it is; drop --set, --sweep and --seeds")
+    if args.run is not None:
+        from . import store
+
+        store.require_run_dir(args.run)
+    else:
+        for name in names:  # refuse a bad --set before anything runs
+            audit.setting_spec(audit.CLAIMS[name].setting, args.seeds, overrides)
+    import torch
+
+    torch.set_num_threads(args.threads or 1)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    bars = _Bars(not args.quiet)
+    results, sweep_frames = [], []
+    try:
+        for name in names:
+            if args.run is not None:
+                result = audit.evaluate(name, args.run)
+            else:
+                result = audit.audit(name, args.seeds, overrides, progress=bars, fast=not args.sequential)
+                bars.close()
+                if sweeps:
+                    sweep_frames.append(audit.sweep(name, sweeps, args.seeds, base=overrides, progress=bars,
+                                                    fast=not args.sequential))
+                    bars.close()
+            results.append(result)
+            _print_claim(result)
+    except KeyboardInterrupt:
+        bars.close()
+        print(f"{PROG}: interrupted; run the same command again to continue where it stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        bars.close()
+        signal.signal(signal.SIGTERM, previous)
+    to = Path(args.to) if args.to else audit.audits_dir()
+    to.mkdir(parents=True, exist_ok=True)
+    stem = f"claims-{args.claim or 'all'}"
+    from . import store
+
+    table = pd.concat([r.parts_frame() for r in results], ignore_index=True)
+    store.atomic_write(to / f"{stem}.csv", lambda f: table.to_csv(f, index=False))
+    store.atomic_write_json(to / f"{stem}.json", [r.to_json() for r in results])
+    written = [to / f"{stem}.csv", to / f"{stem}.json"]
+    if sweep_frames:
+        sweep = pd.concat(sweep_frames, ignore_index=True)
+        print("\nclaim x setting (verdict, seeds where the ordering held):")
+        with pd.option_context("display.width", 200, "display.max_colwidth", 40):
+            print(audit.sweep_table(sweep).to_string(index=False))
+        store.atomic_write(to / f"{stem}-sweep.csv", lambda f: sweep.to_csv(f, index=False))
+        written.append(to / f"{stem}-sweep.csv")
+    for path in written:
+        print(path)
+    return 0
+
+
+def _fmt(mean, low, high) -> str:
+    if mean != mean:
+        return "-"
+    return f"{mean:.3f}" if low != low else f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _print_claim(result) -> None:
+    claim = result.claim
+    print(f"\n{claim.name} - {claim.title} ({claim.paper})\n  \"{claim.sentence}\"")
+    print(f"  verdict: {result.verdict.upper()}  ({result.seeds} seeds; run folder {result.run_dir})")
+    for p in result.parts:
+        part = p.part
+        if p.missing:
+            print(f"  - {part.text}: not measured ({p.missing})")
+            continue
+        b = part.b if isinstance(part.b, str) else f"{part.b:g}"
+        pv = "" if p.p_value != p.p_value else f", p={p.p_value:.3g}"
+        counted = "stages without a significant difference" if part.kind == "no_difference" else "seeds"
+        total = len(p.stages) if part.kind == "no_difference" else p.seeds
+        print(f"  - {part.text}: {p.verdict} ({p.held}/{total} {counted}{pv})\n"
+              f"      {part.metric}: {part.a} {_fmt(p.mean_a, *p.ci_a)} vs {b} {_fmt(p.mean_b, *p.ci_b)}")
+
+
+COMMANDS = {"claims": cmd_claims, "run": cmd_run, "list": cmd_list, "export": cmd_export, "summary": cmd_summary, "presets": cmd_presets}
 
 
 def _one_line(text: str) -> str:

@@ -580,3 +580,69 @@ def timings_bars(records: dict[str, StageRecord], title: str | None = None, heig
     fig.update_xaxes(title="seconds")
     fig.update_yaxes(autorange="reversed")  # methods top to bottom in the session's order
     return _layout(fig, title, height=height)
+
+
+# -- paper claims: one panel per claimed ordering, every seed a line ------------------------------------------
+VERDICT_COLORS = {"holds": "#2ca02c", "mixed": "#e8a10a", "does not hold": "#d62728"}
+
+
+def claim_parts(parts: list[dict], title: str | None = None, height: int | None = None) -> go.Figure:
+    """Every part of a claim across seeds: one panel per part, the two sides (method a, method b or a
+    constant) on the x axis, each seed a grey line joining its two values (so crossing lines are the seeds
+    where the ordering failed), and each side's mean with its 95% CI.
+
+    ``parts``: dicts with ``text, metric, a, b, verdict, held, seeds, per_seed`` (``{"trial", "a", "b"}``),
+    ``mean_a, ci_a_low, ci_a_high, mean_b, ci_b_low, ci_b_high`` (an audit's ``PartResult.as_row()`` plus
+    ``per_seed``)."""
+    shown = [p for p in parts if p.get("per_seed", {}).get("a")]
+    n = max(1, len(shown))
+    rows, cols = _grid(n, 4 if n > 4 else n)
+    titles = [f"{i + 1} · {p['verdict']} · {p['held']}/{p['seeds']} seeds" for i, p in enumerate(shown)] or [""]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.08,
+                        vertical_spacing=0.18 if rows > 1 else 0.1)
+    for i, p in enumerate(shown):
+        r, c = i // cols + 1, i % cols + 1
+        a_name = method_label(p["a"])
+        b_name = method_label(p["b"]) if isinstance(p["b"], str) else f"{float(p['b']):g}"
+        per = p["per_seed"]
+        for trial, va, vb in zip(per.get("trial", range(len(per["a"]))), per["a"], per["b"]):
+            fig.add_trace(go.Scatter(
+                x=[a_name, b_name], y=[va, vb], mode="lines+markers", showlegend=False,
+                line=dict(color="rgba(120,120,120,0.45)", width=1), marker=dict(size=5, color="rgba(90,90,90,0.7)"),
+                hovertemplate=f"seed {trial}<br>%{{x}}: %{{y:.3f}}<extra></extra>",
+                meta={"role": "seed", "part": i, "trial": int(trial)}), row=r, col=c)
+        for name, side, key in ((a_name, p["a"], "a"), (b_name, p["b"], "b")):
+            mean, low, high = p[f"mean_{key}"], p[f"ci_{key}_low"], p[f"ci_{key}_high"]
+            if mean != mean:
+                continue
+            color = method_color(side) if isinstance(side, str) else ORACLE_COLOR
+            err = None if low != low else dict(type="data", symmetric=False, array=[high - mean],
+                                                 arrayminus=[mean - low], color=color, thickness=2, width=8)
+            fig.add_trace(go.Scatter(
+                x=[name], y=[mean], mode="markers", showlegend=False, error_y=err,
+                marker=dict(size=13, color=color, symbol="diamond", line=dict(color="white", width=1)),
+                hovertemplate=f"{name}: mean %{{y:.3f}}" + ("" if low != low else f" (95% CI {low:.3f} to {high:.3f})")
+                              + "<extra></extra>",
+                meta={"role": "mean", "part": i, "side": key}), row=r, col=c)
+        fig.update_yaxes(title_text=p["metric"], row=r, col=c, title_standoff=4)
+    for k, annotation in enumerate(fig.layout.annotations):
+        if k < len(shown):
+            annotation.font = dict(size=13, color=VERDICT_COLORS.get(shown[k]["verdict"], "#333"))
+    return _layout(fig, title, height or 300 * rows)
+
+
+def sweep_heatmap(table: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """The claim x setting table as a grid: one row per (field, value), one column per part, coloured by
+    verdict, each cell saying ``verdict (held/seeds)``."""
+    parts = [c for c in table.columns if c not in ("field", "value", "claim")]
+    labels = [f"{f} = {v}" for f, v in zip(table["field"], table["value"])]
+    code = {"holds": 2, "mixed": 1, "does not hold": 0}
+    z = [[code.get(str(cell).split(" (")[0], np.nan) for cell in table[p]] for p in parts]
+    fig = go.Figure(go.Heatmap(
+        z=np.array(z, float).T, x=parts, y=labels, text=np.array([[str(c) for c in table[p]] for p in parts]).T,
+        texttemplate="%{text}", zmin=0, zmax=2, showscale=False,
+        colorscale=[[0, "#f4b6b6"], [0.5, "#fde3a7"], [1, "#b7e1b0"]], hoverongaps=False,
+        hovertemplate="%{y}<br>%{x}<br>%{text}<extra></extra>"))
+    fig.update_xaxes(side="top", tickangle=0)
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title, 80 + 40 * len(labels))
