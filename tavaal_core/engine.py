@@ -11,6 +11,7 @@ and a step() after a what-if reuses it. Every random draw comes from (seed, stag
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -27,6 +28,7 @@ from .models.loss_head import LossPredictionHead
 from .models.task import build_task_model
 from .records import StageRecord
 from .strategies import Selection, get_strategy
+from .strategies.uncertainty import predictive_entropy
 from .training import Predictions, TrainSettings, mc_dropout_probs, predict, resolve_device, train_task_model
 from .training import evaluate as evaluate_probs
 
@@ -39,6 +41,7 @@ PHASE_UNSUP_VAE = "unsupervised VAE"
 PHASE_SCORING = "scoring"
 
 BOUNDARY_GRID = 80
+_RECORD_FIELDS = {f.name for f in dataclasses.fields(StageRecord) if f.name.startswith("candidate_")}
 
 
 @dataclass
@@ -167,6 +170,17 @@ class ActiveLearner:
             self.records.append(record)
             self._cache = {}
 
+    def fork_at(self, stage: int) -> "ActiveLearner":
+        """A fresh learner of the same config and data, brought to ``stage`` from this learner's records
+        (nothing recomputed but what ``restore`` needs). ``fork_at(s).what_if(methods)`` is what every method
+        would have picked from this method's labeled set at stage ``s``; this learner is left unchanged."""
+        self._require_started()
+        if not 0 <= stage <= self.stage:
+            raise ValueError(f"stage must be between 0 and {self.stage}, got {stage}")
+        fork = ActiveLearner(self.config, dataset=self._given_dataset).start()
+        fork.restore(self.records[:stage])
+        return fork
+
     def oracle(self, progress: ProgressCallback | None = None) -> OracleResult:
         """Train the task learner on every training label (no head), cached."""
         self._require_started()
@@ -221,7 +235,9 @@ class ActiveLearner:
         cand_preds = ctx.predictions()
         counts = np.bincount(self._y_train[labeled], minlength=ds.num_classes)
         entropy, entropy_norm = class_count_entropy(counts)
-        extras = {}
+        extras = {"candidate_entropy": predictive_entropy(cand_preds.probs)}
+        # A strategy's per-candidate diagnostics that a record holds (e.g. BALD's terms, greedy gains).
+        extras.update({k: np.asarray(v) for k, v in selection.diagnostics.items() if k in _RECORD_FIELDS})
         if cand_preds.predicted_loss is not None:
             extras["candidate_predicted_loss"] = cand_preds.predicted_loss
             extras["candidate_rank"] = 1.0 / (1.0 + np.exp(-cand_preds.predicted_loss))

@@ -56,3 +56,9 @@ class BALD(Strategy):
 
     def scores(self, ctx):
         return bald_scores(ctx.mc_probs())
+
+    def diagnostics(self, ctx):
+        # BALD's two terms, so a pick can be explained: uncertain overall, yet each pass confident.
+        mc = ctx.mc_probs()
+        return {"candidate_entropy": predictive_entropy(mc.mean(0)),
+                "candidate_expected_entropy": predictive_entropy(mc).mean(0)}
