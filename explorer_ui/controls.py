@@ -227,7 +227,7 @@ def image_defaults(name: str) -> dict:
     out = {"img_dataset": name, "img_methods": IMAGE_METHODS, "img_imbalance": 1.0,
            f"img_model_{name}": defaults["model"], f"img_initial_{name}": defaults["initial_size"],
            f"img_budget_{name}": defaults["budget"], f"img_epochs_{name}": min(defaults["task_epochs"], 30),
-           f"img_vae_epochs_{name}": 15, "img_seed": 0}
+           f"img_epochs_inc_{name}": 0, f"img_vae_epochs_{name}": 15, "img_seed": 0, "img_random_init": False}
     for opt, default in dataset_info(name)["options"].items():
         if opt not in ("seed", "download"):
             out[f"img_opt_{name}_{opt}"] = str(default) if opt == "root" else default
@@ -247,11 +247,19 @@ def image_config(values: dict) -> Settings:
     if "seed" in dataset_info(name)["options"]:
         options["seed"] = int(v["img_seed"])
     ratio = float(v["img_imbalance"])
+    model = v[f"img_model_{name}"]
+    pretrained = None
+    if model == "resnet18_imagenet":
+        from tavaal_core.models.task import imagenet_weights_path
+
+        if imagenet_weights_path() is None:  # absent weights: a random init only when the user said so
+            pretrained = "none" if v["img_random_init"] else "imagenet"
     config = ExperimentConfig(
         dataset=name, method=methods[0] if methods else "random", dataset_options=options,
-        imbalance_ratio=ratio if ratio > 1 else None, model=v[f"img_model_{name}"],
+        imbalance_ratio=ratio if ratio > 1 else None, model=model, pretrained=pretrained,
         initial_size=int(v[f"img_initial_{name}"]), budget=int(v[f"img_budget_{name}"]), stages=MAX_STAGES,
-        task_epochs=int(v[f"img_epochs_{name}"]), vae_epochs=int(v[f"img_vae_epochs_{name}"]), seed=int(v["img_seed"]),
+        task_epochs=int(v[f"img_epochs_{name}"]), task_epochs_increment=int(v[f"img_epochs_inc_{name}"]),
+        vae_epochs=int(v[f"img_vae_epochs_{name}"]), seed=int(v["img_seed"]),
     )
     if not methods:
         raise ConfigError("methods", "choose at least one method")
@@ -289,20 +297,37 @@ def image_settings(where=None) -> tuple[Settings, Form]:
     where.selectbox("Task model", models, key=f"img_model_{name}", format_func=MODEL_LABELS.get,
                     on_change=keep(f"img_model_{name}"))
     form.slot("model")
+    if st.session_state.get(f"img_model_{name}") == "resnet18_imagenet":
+        from tavaal_core.models.task import imagenet_weights_path
+
+        if imagenet_weights_path() is None:
+            widget_default("img_random_init", False)
+            where.checkbox("ImageNet weights are absent: start from a random initialisation",
+                                    key="img_random_init", on_change=keep("img_random_init"),
+                                    help="Nothing is downloaded here. Put torchvision's resnet18-f37072fd.pth under "
+                                         "$TORCH_HOME/hub/checkpoints to use them.")
+    form.slot("pretrained")
     c1, c2 = where.columns(2)
     _number(c1, "Initial labels", f"img_initial_{name}", d[f"img_initial_{name}"], 1, 100000)
     _number(c2, "Picks per stage", f"img_budget_{name}", d[f"img_budget_{name}"], 1, 100000)
     form.slot("initial_size", "budget", "stages", "subset_factor")
-    c1, c2 = where.columns(2)
-    _number(c1, "Task epochs", f"img_epochs_{name}", d[f"img_epochs_{name}"], 1, 1000)
-    _number(c2, "VAE epochs", f"img_vae_epochs_{name}", d[f"img_vae_epochs_{name}"], 1, 1000,
+    c1, c2, c3 = where.columns(3)
+    _number(c1, "Task epochs", f"img_epochs_{name}", d[f"img_epochs_{name}"], 1, 1000,
+            help="Task-learner epochs at the first stage (TA-VAAL: 200 at every stage).")
+    _number(c2, "+ per stage", f"img_epochs_inc_{name}", d[f"img_epochs_inc_{name}"], 0, 1000,
+            help="Epochs added at each later stage (Godwin et al. 2022: 10 at the first stage, 5 more each stage).")
+    _number(c3, "VAE epochs", f"img_vae_epochs_{name}", d[f"img_vae_epochs_{name}"], 1, 1000,
             help="VAE + discriminator epochs for VAAL / TA-VAAL (papers: 100; 15 keeps a CPU stage short).")
-    form.slot("task_epochs", "vae_epochs")
+    form.slot("task_epochs", "task_epochs_increment", "vae_epochs")
     _number(where, "Seed", "img_seed", d["img_seed"], 0, 2**31 - 1)
     form.slot("seed")
     values = {k: st.session_state.get(k) for k in d}
     try:
-        return image_config(values), form
+        settings = image_config(values)
+        from tavaal_core.models.task import check_pretrained_weights
+
+        check_pretrained_weights(settings.config.resolve())  # refused beside the control, before any Step
+        return settings, form
     except TavaalError as e:
         form.show(e)
         return Settings(None, list(methods)), form

@@ -104,8 +104,10 @@ def image_params(dataset: str) -> tuple[Param, ...]:
         Param("initial", f"img_initial_{dataset}", "int", 1, 100000),
         Param("budget", f"img_budget_{dataset}", "int", 1, 100000),
         Param("epochs", f"img_epochs_{dataset}", "int", 1, 1000),
+        Param("epochs_inc", f"img_epochs_inc_{dataset}", "int", 0, 1000),
         Param("vae_epochs", f"img_vae_epochs_{dataset}", "int", 1, 1000),
         Param("seed", "img_seed", "int", 0, 2**31 - 1),
+        Param("random_init", "img_random_init", "bool"),
     ]
     for opt, default in dataset_info(dataset)["options"].items():
         key = f"img_opt_{dataset}_{opt}"

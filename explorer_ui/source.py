@@ -18,6 +18,7 @@ import numpy as np
 import streamlit as st
 
 from tavaal_core import ActiveLearner, ExperimentConfig, StageRecord
+from tavaal_core.data import prepare_dataset
 
 SOURCES_KEY = "sources"
 
@@ -53,9 +54,8 @@ class DatasetMeta:
 
 @functools.lru_cache(maxsize=8)
 def _meta_for(config_json: str) -> DatasetMeta:
-    config = ExperimentConfig.from_dict(__import__("json").loads(config_json))
-    learner = ActiveLearner(config.with_(device="cpu")).start()  # loads and cuts the data; trains nothing
-    return DatasetMeta.from_dataset(learner.dataset)
+    config = ExperimentConfig.from_dict(__import__("json").loads(config_json)).resolve()
+    return DatasetMeta.from_dataset(prepare_dataset(config))  # the data only: no model, GPU or weights
 
 
 def meta_for_config(config: ExperimentConfig) -> DatasetMeta:

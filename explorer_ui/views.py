@@ -166,6 +166,14 @@ def image_grid(images: list[np.ndarray], captions: list[str], per_row: int = 10,
             col.image(img, caption=cap, width=width)
 
 
+def score_rule(record) -> str:
+    """How a record's scores explain its picks, in words (caption text)."""
+    if record.greedy:
+        return ("greedy, in pick order: each pick had the highest value among the remaining candidates at its "
+                "turn, and every value is re-computed after each pick")
+    return f"{'higher' if record.higher_is_better else 'lower'} is picked first"
+
+
 def gallery(source: Source, stage: int, methods: list[str] | None = None, limit: int = 20,
             clickable: bool = True) -> None:
     """The images each method picked at ``stage``, in pick order, with their true label and score; a click
@@ -179,8 +187,7 @@ def gallery(source: Source, stage: int, methods: list[str] | None = None, limit:
     recs = source.at(stage, methods)
     for m, r in recs.items():
         scores = analysis.pick_scores(r)
-        label = f"**{method_label(m)}** · picked {len(r.selected)} · score: {r.score_name}" \
-                f" ({'higher' if r.higher_is_better else 'lower'} is picked first)"
+        label = f"**{method_label(m)}** · picked {len(r.selected)} · score: {r.score_name} ({score_rule(r)})"
         st.markdown(label)
         shown = r.selected[:limit]
         fig = figures.image_gallery(meta.images, shown, meta.labels, meta.class_names, scores[:limit], method=m)

@@ -19,7 +19,7 @@ with c2:
 with c3:
     controls.widget_default("fmap_alpha", 1.0)
     alpha = st.slider("alpha (VAE weight)", 0.0, 4.0, step=0.25, key="fmap_alpha", on_change=controls.keep("fmap_alpha"),
-                      help="Scales the VAE features appended to the task features (seed paper 004, eq. 6).")
+                      help="Scales the VAE features appended to the task features (Godwin et al. 2022, eq. 6).")
 stage = controls.stage_picker(source)
 views.feature_maps(source, stage, method, projection, alpha)
 why.panel(source, stage)

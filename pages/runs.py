@@ -13,6 +13,7 @@ from explorer_ui.source import Source, open_source
 from tavaal_core import available_methods, figures, statistics, store
 from tavaal_core.errors import TavaalError
 from tavaal_core.experiment import Experiment, launch, log_path, run_command, stop
+from tavaal_core.models.task import missing_imagenet_weights
 from tavaal_core.presets import available_presets, load_preset
 
 RUNS_DIR = Path(os.environ.get("TAVAAL_RUNS_DIR", "runs"))
@@ -72,9 +73,18 @@ with st.expander("Start a new run", icon=":material/play_arrow:", expanded=not s
                                      key=f"runs_stages_{preset_name}")
             name_key = f"runs_name_{preset_name}_{st.session_state.get('runs_started', 0)}"
             name = c3.text_input("Run name", value=f"{preset_name}-{time.strftime('%Y%m%d-%H%M%S')}", key=name_key)
+            weights_missing = missing_imagenet_weights(preset.config)
+            accept_random = False
+            if weights_missing:
+                st.warning(weights_missing, icon=":material/warning:")
+                accept_random = st.checkbox("Run from a random initialisation instead (the run records it)",
+                                            key=f"runs_random_init_{preset_name}")
             submitted = st.form_submit_button("Start in the background", type="primary", icon=":material/play_arrow:")
         if submitted:
             try:
+                if weights_missing and not accept_random:
+                    raise TavaalError("pretrained: the ImageNet weights are absent; provide them, or tick "
+                                      "'Run from a random initialisation'")
                 spec = preset.with_(methods=tuple(methods), trials=int(trials), stages=int(stages))
                 store.check_run_name(name)
                 launched = st.session_state.setdefault("runs_launched", set())
@@ -84,7 +94,8 @@ with st.expander("Start a new run", icon=":material/play_arrow:", expanded=not s
                 st.error(str(e))
             else:
                 cmd = run_command(output=RUNS_DIR, name=name, preset=preset_name, methods=spec.methods,
-                                  trials=spec.trials, stages=spec.config.stages, threads=1)
+                                  trials=spec.trials, stages=spec.config.stages, threads=1,
+                                  pretrained="none" if accept_random else None)
                 _processes()[name] = launch(cmd, log_path(RUNS_DIR, name))
                 launched.add(name)
                 st.session_state["runs_select_next"] = name  # selected once its folder exists

@@ -3,9 +3,9 @@
 References
 ----------
 - VAAL: Sinha, Ebrahimi, Darrell, "Variational Adversarial Active Learning", ICCV 2019.
-- TA-VAAL: Kim, Park, Kim, Chun, "Task-Aware Variational Adversarial Active Learning", CVPR 2021
-  (seed paper 000). Equation numbers below are TA-VAAL's.
-- VAE-augmented selection: Godwin et al. 2022 (seed paper 004), :func:`train_unsupervised_vae`.
+- TA-VAAL: Kim, Park, Kim, Chun, "Task-Aware Variational Adversarial Active Learning", CVPR 2021.
+  Equation numbers below are TA-VAAL's.
+- VAE-augmented selection: Godwin et al. 2022, :func:`train_unsupervised_vae`.
 
 The pieces, in the order a stage uses them:
 
@@ -17,7 +17,7 @@ The pieces, in the order a stage uses them:
 - :func:`discriminator_likelihood`: the score; VAAL / TA-VAAL pick the LOWEST (eq. 7).
 - :func:`encode_mu`: the VAE features ``mu`` (encoder only).
 
-Choices that differ from the reference codes (METHODS.md) are marked "Choice:" where they apply.
+Choices that differ from the reference codes (docs/METHODS.md) are marked "Choice:" where they apply.
 """
 from __future__ import annotations
 
@@ -162,8 +162,9 @@ def rank_inputs(
       ``sigmoid(l_hat)`` (``mode="sigmoid"``, paper, default) or the raw ``l_hat``
       (``mode="raw"``: TA-VAAL's reference code feeds the raw output to D, a fault kept as a named
       option).
-    - ``ranker_output=None`` (no Ranker trained yet, TA-VAAL Algorithm 1): ``r ~ U(0, 1)`` drawn from
-      ``generator``, the same tensor for both (the reference code does the same in its first cycle).
+    - ``ranker_output=None``: ``r ~ U(0, 1)`` drawn from ``generator``, the same tensor for both. The
+      engine always has a trained Ranker; uniform ``r`` enters training only at the first
+      ``VAALSettings.uniform_rank_steps`` iterations of a stage (TA-VAAL Algorithm 1 and its code).
     """
     _check_rank_mode(mode)
     if ranker_output is None:
@@ -195,10 +196,16 @@ def _is_real(v) -> bool:
 class VAALSettings:
     """Hyper-parameters of one VAE + discriminator training (VAAL / TA-VAAL).
 
-    One epoch is ``ceil(n_unlabeled / batch_size)`` steps. Each step takes an unlabeled batch of
-    ``b = min(batch_size, n_unlabeled)`` samples and a labeled batch of ``min(b, n_labeled)``
+    One epoch is ``ceil((n_labeled + n_unlabeled) / batch_size)`` steps: TA-VAAL's reference code runs
+    ``(labeled + subset) x epochs / batch`` iterations a stage (CIFAR-10: 8,593 at the first query rising
+    to 14,843 at the last), so the schedule grows with the labeled set. Each step takes an unlabeled
+    batch of ``b = min(batch_size, n_unlabeled)`` samples and a labeled batch of ``min(b, n_labeled)``
     samples, makes one VAE step on eq. (4) + ``adversary_weight`` * eq. (5), then one
     discriminator step on eq. (6).
+
+    ``uniform_rank_steps``: TA-VAAL's first this-many steps of a stage feed ``r ~ U(0, 1)`` instead of
+    the Ranker's output (Algorithm 1; the reference code does so at its first iteration, so the default
+    is 1; 0 conditions on the Ranker from the first step).
 
     Defaults are the papers' image settings (Adam 5e-4, beta 1, lambda 1, latent 32, D 5 x 512,
     100 epochs) with a CPU-sized VAE (``vae_preset="small"``). Use :meth:`two_moons` for 2-d
@@ -219,6 +226,7 @@ class VAALSettings:
     discriminator_hidden: int = 512
     rank_conditioned: bool = False
     discriminator_rank_input: str = "sigmoid"
+    uniform_rank_steps: int = 1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -229,6 +237,8 @@ class VAALSettings:
             v = getattr(self, name)
             if not _is_int(v) or v < 1:
                 raise ConfigError(name, f"must be an integer >= 1, got {v!r}")
+        if not _is_int(self.uniform_rank_steps) or self.uniform_rank_steps < 0:
+            raise ConfigError("uniform_rank_steps", f"must be an integer >= 0, got {self.uniform_rank_steps!r}")
         for name in ("lr_vae", "lr_discriminator"):
             v = getattr(self, name)
             if not (_is_real(v) and math.isfinite(v) and v > 0):
@@ -365,8 +375,10 @@ def train_vaal(
     normalize : maps a raw batch to the network input; reconstruction targets are its output.
     settings : :class:`VAALSettings` (default: the dataclass defaults).
     ranker_output_labeled, ranker_output_unlabeled : TA-VAAL only: the frozen Ranker's raw output
-        ``l_hat`` per sample (``(N,)``). Both ``None`` (stage 0, no Ranker yet): ``r ~ U(0, 1)``,
-        drawn afresh for every batch (TA-VAAL Algorithm 1 and code). Ignored for plain VAAL.
+        ``l_hat`` per sample (``(N,)``). The first ``settings.uniform_rank_steps`` steps use
+        ``r ~ U(0, 1)`` instead (TA-VAAL Algorithm 1 and its code). Both ``None`` (no Ranker at all, for
+        callers outside the engine, which always trains one first): uniform ``r`` at every step.
+        Ignored for plain VAAL.
     seed, stage : models are built under ``rng.seeded(seed, stage, "vae")``; batches and random
         ``r`` come from ``rng.torch_generator(seed, stage, "vae-batches", device)``. Same inputs
         and seed on the same device -> identical weights.
@@ -426,12 +438,13 @@ def train_vaal(
     x_all = torch.cat([x_labeled, x_unlabeled.to(device=x_labeled.device)]).to(device)
     b = min(settings.batch_size, n_u)
     b_l = min(b, n_l)
-    steps = -(-n_u // settings.batch_size)
+    steps = -(-(n_l + n_u) // settings.batch_size)  # the reference's (labeled + subset) / batch
     epochs = settings.epochs
     beta, lam, klr = settings.beta, settings.adversary_weight, settings.kl_reduction
     report_at = _progress_points(epochs)
     per_epoch: list[Tensor] = []
     amp = _autocast(device)
+    step_count = 0
 
     # Reparameterisation noise comes from the global RNG: fork it under a derived seed, so the
     # result depends on (seed, stage) only and nothing outside is shifted.
@@ -446,7 +459,7 @@ def train_vaal(
                 xb = normalize(x_all[ib])
                 r_dec = r_disc = None
                 if rank_dim:
-                    if r_dec_all is None:
+                    if r_dec_all is None or step_count < settings.uniform_rank_steps:
                         r_dec = r_disc = torch.rand(b_l + b, 1, generator=gen, device=device)
                     else:
                         r_dec = r_dec_all[ib]
@@ -477,6 +490,7 @@ def train_vaal(
                 opt_d.step()
 
                 acc += torch.stack([l_vae.detach(), l_adv.detach(), l_d.detach()])
+                step_count += 1
             per_epoch.append(acc / steps)
             if progress is not None and epoch in report_at:
                 progress(epoch / epochs, f"VAE and discriminator: epoch {epoch}/{epochs}")
@@ -495,7 +509,7 @@ def train_vaal(
 def encode_mu(vae: nn.Module, x: Tensor, normalize: Normalize, batch_size: int = 1024) -> Tensor:
     """``mu`` for every sample, ``(N, latent_dim)`` fp32, in eval mode, ENCODER ONLY.
 
-    METHODS.md "Known waste": the reference codes run the whole VAE (decoder included) where only
+    docs/METHODS.md "Known waste": the reference codes run the whole VAE (decoder included) where only
     ``mu`` is used; we never run the decoder here. The VAE's train/eval mode is restored after.
 
     Choice: scoring runs in fp32 even on CUDA (training uses bf16 autocast): bf16 keeps about 3
@@ -567,7 +581,7 @@ def discriminator_likelihood(
 
 
 # ----------------------------------------------------------------------------------------------
-# VAE-augmented selection (seed 004)
+# VAE-augmented selection (Godwin et al. 2022)
 # ----------------------------------------------------------------------------------------------
 def train_unsupervised_vae(
     x_all: Tensor,
@@ -583,7 +597,7 @@ def train_unsupervised_vae(
     device: str | torch.device = "cpu",
     progress: Progress = None,
 ) -> nn.Module:
-    """Seed paper 004's VAE (Godwin et al. 2022), trained unsupervised on the whole training set.
+    """Godwin et al. 2022's VAE, trained unsupervised on the whole training set.
 
     Trained once per trial and reused by every stage (so it is keyed by the seed alone:
     ``rng.seeded(seed, 0, "unsupervised-vae")`` for the init, ``"unsupervised-vae-batches"`` for

@@ -14,7 +14,7 @@ def class_count_entropy(counts) -> tuple[float, float]:
     if total <= 0 or len(counts) < 2:
         return 0.0, 0.0
     p = counts[counts > 0] / total
-    h = float(-(p * np.log(p)).sum())
+    h = float(-(p * np.log(p)).sum()) + 0.0  # + 0.0 turns the -0.0 of a single class into 0.0
     return h, h / float(np.log(len(counts)))
 
 
@@ -140,11 +140,9 @@ def curves_from_records(records: dict, baseline: str = "random") -> "pd.DataFram
 
 
 def pick_scores(record) -> np.ndarray:
-    """The method's score for each pick, in pick order (a view of ``candidate_scores``)."""
-    if not record.candidate_scores.size:
-        return np.zeros(0)
-    pos = np.searchsorted(record.candidates, record.selected)
-    return np.asarray(record.candidate_scores)[pos]
+    """The value that decided each pick, in pick order: its score (top-k methods) or its gain at its turn
+    (core-set, MedAL)."""
+    return record.pick_gains
 
 
 def scores_by_index(record, indices) -> np.ndarray:

@@ -3,12 +3,13 @@
 Commands::
 
     run (--preset NAME | --config FILE) [--methods a,b] [--trials N] [--stages N] [--seed N]
+        [--epochs N] [--epochs-increment N] [--pretrained imagenet|none]
         [--device auto|cpu|cuda] [--output DIR] [--name NAME] [--threads N] [--quiet]
-    run --resume RUN_DIR [--threads N] [--quiet]
+    run --resume RUN_DIR [--device auto|cpu|cuda] [--threads N] [--quiet]
     list [--output DIR]
     export RUN_DIR [--to DIR]
     summary RUN_DIR
-    presets
+    presets [NAME] [--brief]
 
 Exit codes: 0 done; 2 bad input (one line on stderr naming the field and the allowed values, no
 traceback); 1 the run failed (one line; the status file keeps the message); 130 interrupted (Ctrl-C or
@@ -70,7 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trials", type=_positive_int(), help="number of trials (seeds seed, seed+1, ...)")
     run.add_argument("--stages", type=_positive_int(), help="active-learning stages per trial")
     run.add_argument("--seed", type=_non_negative_int(), help="base seed (trial t uses seed + t)")
-    run.add_argument("--device", help="auto, cpu or cuda")
+    run.add_argument("--epochs", type=_positive_int(), help="task-learner epochs at the first stage")
+    run.add_argument("--epochs-increment", type=_non_negative_int(), dest="epochs_increment",
+                     help="task-learner epochs added at each later stage (Godwin et al. 2022: 5)")
+    run.add_argument("--pretrained", choices=("imagenet", "none"),
+                     help="ResNet-18 ImageNet weights, or 'none' to accept a random initialisation")
+    run.add_argument("--device", help="auto, cpu or cuda (with --resume: continue on another device)")
     run.add_argument("--output", default="runs", help="folder holding the run folders (default: runs/)")
     run.add_argument("--name", help="run folder name (default: <preset>-<date>-<time>)")
     run.add_argument("--threads", type=_positive_int(), help="torch CPU threads (default: 1 for the MLP and small CNN on a CPU, else torch's choice)")
@@ -86,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     summ = sub.add_parser("summary", help="print a run's learning curves and p-values")
     summ.add_argument("run_dir", metavar="RUN_DIR")
 
-    sub.add_parser("presets", help="list the presets")
+    pre = sub.add_parser("presets", help="the presets: their values and the source of each")
+    pre.add_argument("name", nargs="?", help="one preset (default: all)")
+    pre.add_argument("--brief", action="store_true", help="one line per preset")
     return parser
 
 
@@ -109,6 +117,12 @@ def _build_spec(args):
         changes["seed"] = args.seed
     if args.device is not None:
         changes["device"] = args.device
+    if args.epochs is not None:
+        changes["task_epochs"] = args.epochs
+    if args.epochs_increment is not None:
+        changes["task_epochs_increment"] = args.epochs_increment
+    if args.pretrained is not None:
+        changes["pretrained"] = args.pretrained
     return spec.with_(methods=methods, trials=args.trials, **changes)
 
 
@@ -180,11 +194,15 @@ def cmd_run(args) -> int:
 
         torch.set_num_threads(args.threads)
     if args.resume is not None:
-        given = [f"--{k}" for k in ("methods", "trials", "stages", "seed", "device", "name")
-                 if getattr(args, k) is not None]
+        given = [f"--{k.replace('_', '-')}" for k in ("methods", "trials", "stages", "seed", "name", "pretrained",
+                                                      "epochs", "epochs_increment") if getattr(args, k) is not None]
         if given:
-            raise UsageError(f"--resume continues the run's own config; drop {', '.join(given)}")
-        experiment = Experiment.open(args.resume)
+            raise UsageError(f"--resume continues the run's own config; drop {', '.join(given)} "
+                             "(--device may change: a GPU run resumes on the CPU with --device cpu)")
+        experiment = Experiment.open(args.resume, device=args.device)
+        from .training import resolve_device
+
+        resolve_device(experiment.spec.config.device)  # 'cuda' on a machine without one: say so now
         experiment.check_not_running()
     else:
         spec = _build_spec(args)
@@ -289,14 +307,25 @@ def cmd_summary(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    from .presets import preset_summaries
+    from .presets import preset_summaries, preset_values
 
-    for p in preset_summaries():
+    summaries = preset_summaries()
+    if args.name is not None:
+        summaries = [p for p in summaries if p["name"] == args.name]
+        if not summaries:
+            from .presets import available_presets
+
+            raise UsageError(f"preset: unknown preset {args.name!r}; choose one of: {', '.join(available_presets())}")
+    for p in summaries:
         if p["error"]:
             print(f"{p['name']:<26} BROKEN: {p['error']}")
-        else:
-            print(f"{p['name']:<26} {p['dataset']:<9} {p['trials']} trials x {p['stages']} stages  "
-                  f"[{', '.join(p['methods'])}]  {p['description']}")
+            continue
+        print(f"{p['name']:<26} {p['dataset']:<9} {p['trials']} trials x {p['stages']} stages  "
+              f"[{', '.join(p['methods'])}]  {p['description']}")
+        if not args.brief:  # every value the preset sets or resolves to, and where it comes from
+            for field, value, source in preset_values(p["name"]):
+                print(f"    {field:<24} {value:<22} {source}")
+            print()
     return 0
 
 

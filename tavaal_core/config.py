@@ -21,6 +21,10 @@ DEVICES = ("auto", "cpu", "cuda")
 KL_REDUCTIONS = ("mean", "sum")
 RANK_INPUTS = ("sigmoid", "raw")
 VAE_PRESETS = ("small", "reference")
+PRETRAINED = ("imagenet", "none")
+# Dropout for methods that sample MC dropout (BALD) when the user gives none: no paper model has dropout,
+# so every other method trains the paper's model without it (our choice; see docs/METHODS.md).
+MC_DROPOUT_DEFAULT = 0.2
 
 # Per-dataset defaults. moons follows TA-VAAL's Figure 1 (MLP, Adam, 100 epochs, 20 initial, 10 per
 # stage; the VAE trains full-batch, one step per epoch on 550 points); the CIFAR-like sets follow the paper's CIFAR protocol (ResNet-18, SGD 0.1, momentum 0.9,
@@ -33,8 +37,10 @@ _CIFAR = dict(model="resnet18", optimizer="sgd", lr=0.1, momentum=0.9, weight_de
               batch_size=128, initial_size=1000, budget=1000, subset_factor=10, vae_epochs=100,
               vae_batch_size=128)
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    # subset_factor 10: TA-VAAL 4.1 scores a random candidate subset on the toy too ("even after performing
+    # a random subset method"), 10 x budget as in its other experiments.
     "moons": dict(model="mlp", optimizer="adam", lr=0.1, momentum=0.9, weight_decay=0.0, task_epochs=100,
-                  batch_size=128, initial_size=20, budget=10, subset_factor=0, vae_epochs=100,
+                  batch_size=128, initial_size=20, budget=10, subset_factor=10, vae_epochs=100,
                   vae_batch_size=1024),
     "digits": dict(_IMAGE_SMALL),
     "mnist5k": dict(_IMAGE_SMALL, budget=100),
@@ -42,7 +48,7 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "fashion_mnist": dict(_IMAGE_SMALL, initial_size=1000, budget=1000, task_epochs=20, batch_size=128),
     "medmnist": dict(_IMAGE_SMALL, initial_size=500, budget=500, task_epochs=20, batch_size=128),
     "cifar10": dict(_CIFAR),
-    "cifar100": dict(_CIFAR, initial_size=5000, budget=2500),
+    "cifar100": dict(_CIFAR, initial_size=2000, budget=2000),  # TA-VAAL 4.2
     "svhn": dict(_CIFAR),
 }
 _FALLBACK_DEFAULTS = dict(_IMAGE_SMALL)
@@ -64,6 +70,9 @@ class ExperimentConfig:
     budget: int | None = None
     stages: int = 5
     subset_factor: int | None = None
+    # Candidates as a fraction of the unlabeled pool (Godwin et al. 2022, Figure 5: a random 5%); when
+    # given it replaces subset_factor.
+    subset_fraction: float | None = None
     seed: int = 0
     # Task learner.
     model: str | None = None
@@ -72,9 +81,17 @@ class ExperimentConfig:
     momentum: float | None = None
     weight_decay: float | None = None
     task_epochs: int | None = None
+    # Epoch schedule: stage s trains task_epochs + s * task_epochs_increment epochs (Godwin et al. 2022:
+    # 10 at the first stage and 5 more each stage; TA-VAAL: a fixed 200).
+    task_epochs_increment: int = 0
     batch_size: int | None = None
     lr_milestone: float = 0.8
-    dropout: float = 0.2
+    # None: no dropout (as in every paper model), except for methods that need MC dropout, which get
+    # MC_DROPOUT_DEFAULT. A number applies to every method.
+    dropout: float | None = None
+    # ImageNet weights for the ImageNet-stem ResNet-18 ("imagenet", refused when the file is absent) or a
+    # random initialisation ("none"). None: "imagenet" for model resnet18_imagenet, else "none".
+    pretrained: str | None = None
     warm_start: bool = False
     # Loss-prediction head / Ranker (Learning Loss, TA-VAAL eq. 1-2).
     head_weight: float = 1.0
@@ -82,7 +99,7 @@ class ExperimentConfig:
     head_stop_fraction: float = 0.6
     # MC dropout (BALD).
     mc_passes: int = 20
-    # VAE + discriminator (VAAL, TA-VAAL) and the seed-004 unsupervised VAE.
+    # VAE + discriminator (VAAL, TA-VAAL) and the Godwin et al. 2022 unsupervised VAE.
     vae_epochs: int | None = None
     vae_batch_size: int | None = None
     latent_dim: int | None = None
@@ -93,10 +110,16 @@ class ExperimentConfig:
     kl_reduction: str = "mean"
     discriminator_rank_input: str = "sigmoid"
     alpha: float = 1.0
+    # TA-VAAL Algorithm 1 and its reference code feed r ~ U(0, 1) at the first VAE iteration of every
+    # stage; this many first iterations do so (0: the Ranker's r from the start).
+    uniform_rank_steps: int = 1
     unsupervised_vae_epochs: int = 20
     # Analysis and execution.
     analysis_size: int = 2000
     device: str = "auto"
+    # CUDA only: deterministic kernels (slower), so the same seed gives bit-identical picks on the GPU too.
+    # On the CPU results are always bit-identical for the same seed.
+    deterministic: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "dataset_options", dict(self.dataset_options or {}))
@@ -114,6 +137,25 @@ class ExperimentConfig:
         resolved = dataclasses.replace(self, **filled) if filled else self
         validate(resolved, resolved=True)
         return resolved
+
+    def epochs_at(self, stage: int) -> int:
+        """Task-learner epochs at ``stage`` (the epoch schedule); needs a resolved config."""
+        return int(self.task_epochs) + max(0, int(stage)) * int(self.task_epochs_increment)
+
+    def dropout_for(self, method: str) -> float:
+        """The task learner's dropout for ``method``: the given rate, or none unless it samples MC dropout."""
+        if self.dropout is not None:
+            return float(self.dropout)
+        from .strategies import get_strategy
+
+        return MC_DROPOUT_DEFAULT if get_strategy(method).needs.mc_dropout else 0.0
+
+    @property
+    def pretrained_weights(self) -> str:
+        """"imagenet" or "none" (``pretrained`` resolved against the model)."""
+        if self.pretrained is not None:
+            return self.pretrained
+        return "imagenet" if self.model == "resnet18_imagenet" else "none"
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -185,6 +227,7 @@ def validate(cfg: ExperimentConfig, resolved: bool = False) -> None:
     _choice(cfg, "kl_reduction", KL_REDUCTIONS)
     _choice(cfg, "discriminator_rank_input", RANK_INPUTS)
     _choice(cfg, "vae_preset", VAE_PRESETS)
+    _choice(cfg, "pretrained", PRETRAINED, optional=True)
     if not isinstance(cfg.dataset_options, dict):
         raise ConfigError("dataset_options", "must be a mapping of option name to value")
     _float(cfg, "imbalance_ratio", low=1, optional=True)
@@ -197,14 +240,16 @@ def validate(cfg: ExperimentConfig, resolved: bool = False) -> None:
     _int(cfg, "budget", low=1, optional=True)
     _int(cfg, "stages", low=1, high=1000)
     _int(cfg, "subset_factor", low=0, optional=True, what=" (0 = score the whole pool)")
+    _float(cfg, "subset_fraction", low=0, high=1, low_open=True, optional=True)
     _int(cfg, "seed", low=0)
     _float(cfg, "lr", low=0, low_open=True, optional=True)
     _float(cfg, "momentum", low=0, high=1, optional=True)
     _float(cfg, "weight_decay", low=0, optional=True)
     _int(cfg, "task_epochs", low=1, optional=True)
+    _int(cfg, "task_epochs_increment", low=0)
     _int(cfg, "batch_size", low=2, optional=True)
     _float(cfg, "lr_milestone", low=0, high=1, low_open=True)
-    _float(cfg, "dropout", low=0, high=0.9)
+    _float(cfg, "dropout", low=0, high=0.9, optional=True)
     _float(cfg, "head_weight", low=0)
     _float(cfg, "margin", low=0)
     _float(cfg, "head_stop_fraction", low=0, high=1)
@@ -216,17 +261,30 @@ def validate(cfg: ExperimentConfig, resolved: bool = False) -> None:
     _float(cfg, "beta", low=0)
     _float(cfg, "adversary_weight", low=0)
     _float(cfg, "alpha", low=0)
+    _int(cfg, "uniform_rank_steps", low=0)
     _int(cfg, "unsupervised_vae_epochs", low=1)
     _int(cfg, "analysis_size", low=0)
-    if not isinstance(cfg.warm_start, bool):
-        raise ConfigError("warm_start", f"must be true or false, got {cfg.warm_start!r}")
+    for flag in ("warm_start", "deterministic"):
+        if not isinstance(getattr(cfg, flag), bool):
+            raise ConfigError(flag, f"must be true or false, got {getattr(cfg, flag)!r}")
     if resolved and cfg.subset_factor and cfg.subset_factor * cfg.budget < cfg.budget:
         raise ConfigError("subset_factor", "the candidate subset must hold at least `budget` samples")
-    if cfg.device == "cuda":
-        import torch
+    if cfg.pretrained == "imagenet" and cfg.model is not None and cfg.model != "resnet18_imagenet":
+        raise ConfigError("pretrained", f"ImageNet weights exist only for model 'resnet18_imagenet', not {cfg.model!r}; "
+                                        "use pretrained 'none'")
+    check_method(cfg, cfg.method)
+    # Whether a CUDA GPU is present is a fact about the machine, not the config: it is checked where the
+    # device is resolved (training.resolve_device), so a run made on a GPU opens anywhere.
 
-        if not torch.cuda.is_available():
-            raise ConfigError("device", "'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
+
+def check_method(cfg: ExperimentConfig, method: str) -> None:
+    """Checks of a method against the config: a method that samples MC dropout needs dropout > 0
+    (with none, every pass is the same and the scores are all 0)."""
+    from .strategies import get_strategy
+
+    if get_strategy(method).needs.mc_dropout and cfg.dropout is not None and cfg.dropout <= 0:
+        raise ConfigError("dropout", f"method {method!r} samples MC dropout and needs dropout > 0 (e.g. "
+                                     f"{MC_DROPOUT_DEFAULT}), or leave dropout unset; got {cfg.dropout}")
 
 
 def check_pool_size(cfg: ExperimentConfig, pool_size: int) -> None:

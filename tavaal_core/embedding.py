@@ -40,7 +40,7 @@ def _noop(fraction: float, message: str) -> None:
 
 
 def augmented_features(features, vae_mu, alpha: float) -> np.ndarray:
-    """Seed 004, eq. 6: ``concat(task_features, alpha * vae_mu)`` (rows line up)."""
+    """Godwin et al. 2022, eq. 6: ``concat(task_features, alpha * vae_mu)`` (rows line up)."""
     features = np.asarray(features, np.float32)
     vae_mu = np.asarray(vae_mu, np.float32)
     if len(features) != len(vae_mu):

@@ -1,7 +1,7 @@
 """ActiveLearner: owns the stage loop. start() -> step() ... ; what_if() scores the same state with other
 methods without changing it.
 
-One stage (METHODS.md, Protocol): train the task learner (with the head the method needs) on the labeled
+One stage (docs/METHODS.md, Protocol): train the task learner (with the head the method needs) on the labeled
 pool, evaluate it, draw the candidate subset, train what else the method needs (a VAE + discriminator),
 score the candidates, record everything, label the picks.
 
@@ -21,11 +21,11 @@ import torch
 
 from . import adversarial, rng
 from .analysis import class_count_entropy
-from .config import ExperimentConfig, check_pool_size
-from .data import Dataset, load_dataset, make_imbalanced, subsample
+from .config import ExperimentConfig, check_method, check_pool_size
+from .data import Dataset, prepare_dataset
 from .data.pool import Pool
 from .models.loss_head import LossPredictionHead
-from .models.task import build_task_model
+from .models.task import build_task_model, check_pretrained_weights
 from .records import StageRecord
 from .strategies import Selection, get_strategy
 from .strategies.uncertainty import predictive_entropy
@@ -51,6 +51,7 @@ class TrainedTask:
     head_kind: str
     task_loss_history: list[float]
     seconds: float
+    init: str = "random"  # "imagenet" when ImageNet weights were loaded
 
 
 @dataclass
@@ -76,26 +77,22 @@ class ActiveLearner:
 
     def __init__(self, config: ExperimentConfig, dataset: Dataset | None = None):
         self.config = config.resolve()
-        self.device = resolve_device(self.config.device)
+        self.device = resolve_device(self.config.device, self.config.deterministic)
         self._given_dataset = dataset
         self.dataset: Dataset | None = None
         self.pool: Pool | None = None
         self.records: list[StageRecord] = []
         self._cache: dict = {}  # (kind, ...) -> trained models for the current stage
         self._warm: dict = {}  # head kind -> last stage's trained task model (warm_start)
-        self._unsupervised_vae = None  # seed 004: one per trial, reused across stages
+        self._unsupervised_vae = None  # Godwin et al. 2022: one per trial, reused across stages
         self._oracle: OracleResult | None = None
 
     # -- set-up ------------------------------------------------------------------------------------
     def start(self) -> "ActiveLearner":
         cfg = self.config
-        ds = self._given_dataset or load_dataset(cfg.dataset, **cfg.dataset_options)
-        if cfg.imbalance_ratio is not None or cfg.class_counts is not None:
-            counts = list(cfg.class_counts) if cfg.class_counts is not None else None
-            ds = make_imbalanced(ds, ratio=cfg.imbalance_ratio, class_counts=counts, seed=cfg.seed)
-        if cfg.subsample is not None:
-            ds = subsample(ds, cfg.subsample, seed=cfg.seed)
+        ds = prepare_dataset(cfg, self._given_dataset)
         check_pool_size(cfg, len(ds.y_train))
+        check_pretrained_weights(cfg)
         self.dataset = ds.to(self.device)
         self._y_train = self.dataset.y_train.cpu().numpy()
         self._y_test = self.dataset.y_test.cpu().numpy()
@@ -142,7 +139,7 @@ class ActiveLearner:
         self._require_started()
         methods = [methods] if isinstance(methods, str) else list(methods)
         for m in methods:
-            get_strategy(m)  # refuse an unknown name before any training
+            check_method(self.config, m)  # refuse an unknown name or a bad pairing before any training
         return {m: self._run_stage(m, progress or _noop) for m in methods}
 
     def restore(self, records: list[StageRecord]) -> None:
@@ -165,7 +162,7 @@ class ActiveLearner:
             if self.config.warm_start:
                 if needs.vae == "unsupervised":
                     self._unsupervised(_noop)
-                self._task_model(labeled, needs.head, needs.head_extra, _noop)
+                self._task_model(labeled, needs.head, needs.head_extra, self.config.dropout_for(record.method), _noop)
             self.pool.add(record.selected)
             self.records.append(record)
             self._cache = {}
@@ -186,7 +183,9 @@ class ActiveLearner:
         self._require_started()
         if self._oracle is None:
             all_idx = np.arange(len(self._y_train))
-            trained = self._train_task(all_idx, "none", False, -1, progress or _noop)
+            # the epochs of the last stage: the most the schedule gives any stage
+            trained = self._train_task(all_idx, "none", False, self.config.dropout_for(self.config.method), -1,
+                                       progress or _noop, epochs=self.config.epochs_at(self.config.stages - 1))
             preds = self._predict(trained, self.dataset.x_test)
             acc, _ = evaluate_probs(preds.probs, self._y_test, self.dataset.num_classes)
             self._oracle = OracleResult(acc, *self._boundary(trained))
@@ -208,13 +207,15 @@ class ActiveLearner:
             self._unsupervised(progress)
             timings[PHASE_UNSUP_VAE] = time.perf_counter() - t
             t = time.perf_counter()
-        trained = self._task_model(labeled, needs.head, extra_vae, progress)
+        dropout = cfg.dropout_for(method)
+        trained = self._task_model(labeled, needs.head, extra_vae, dropout, progress)
         timings[PHASE_TASK] = time.perf_counter() - t
 
         t = time.perf_counter()
         test_preds = self._predict(trained, ds.x_test, extra=None if not extra_vae else self._mu(ds.x_test))
         accuracy, per_class = evaluate_probs(test_preds.probs, self._y_test, ds.num_classes)
-        candidates = self.pool.candidates(cfg.budget, cfg.subset_factor, cfg.seed, stage)
+        candidates = self.pool.candidates(cfg.budget, cfg.subset_factor, cfg.seed, stage,
+                                          fraction=cfg.subset_fraction)
         ctx = _StageContext(self, trained, candidates, labeled, method, stage)
 
         vaal_models = None
@@ -231,7 +232,7 @@ class ActiveLearner:
         _check_selection(selection, candidates, labeled, cfg.budget)
         progress(PHASE_SCORING, 1.0, f"picked {len(selection.indices)}")
 
-        # Diagnostics every stage records (METHODS.md).
+        # Diagnostics every stage records (docs/METHODS.md).
         cand_preds = ctx.predictions()
         counts = np.bincount(self._y_train[labeled], minlength=ds.num_classes)
         entropy, entropy_norm = class_count_entropy(counts)
@@ -245,11 +246,11 @@ class ActiveLearner:
             extras["candidate_likelihood"] = ctx.discriminator_likelihood()
             extras["labeled_likelihood"] = self._likelihood(vaal_models, needs, trained, labeled)
         analysis = self._predict(trained, ds.x_train[self._t(self.analysis_indices)],
-                                 extra=self._mu_of(self.analysis_indices) if extra_vae else None)
+                                 extra=self._raw_mu_of(self.analysis_indices) if extra_vae else None)
         if vaal_models is not None:
             extras["analysis_vae_mu"] = self._encode(vaal_models.vae, self.analysis_indices)
         elif needs.vae == "unsupervised":
-            extras["analysis_vae_mu"] = self._mu_of(self.analysis_indices).cpu().numpy()
+            extras["analysis_vae_mu"] = self._raw_mu_of(self.analysis_indices).cpu().numpy()  # views scale by alpha
         if ds.kind == "vector" and ds.input_shape == (2,):
             extras["boundary_x"], extras["boundary_y"], extras["boundary_prob"] = self._boundary(trained)
         timings[PHASE_SCORING] = time.perf_counter() - t
@@ -264,29 +265,31 @@ class ActiveLearner:
             candidate_loss=cand_preds.loss, analysis_indices=self.analysis_indices,
             analysis_features=analysis.embedding, analysis_probs=analysis.probs,
             task_loss_history=np.asarray(trained.task_loss_history, np.float32),
-            timings=timings, **extras,
+            timings=timings, selection_gain=selection.pick_gains(candidates), greedy=bool(selection.greedy),
+            device=str(self.device), task_dropout=float(dropout), task_init=trained.init, **extras,
         )
 
     # -- training (cached per stage and need) ---------------------------------------------------------
-    def _task_model(self, labeled, head_kind: str, extra_vae: bool, progress) -> TrainedTask:
-        key = ("task", head_kind, extra_vae)
+    def _task_model(self, labeled, head_kind: str, extra_vae: bool, dropout: float, progress) -> TrainedTask:
+        key = ("task", head_kind, extra_vae, dropout)
         if key not in self._cache:
-            self._cache[key] = self._train_task(labeled, head_kind, extra_vae, self.stage, progress)
+            self._cache[key] = self._train_task(labeled, head_kind, extra_vae, dropout, self.stage, progress)
             if self.config.warm_start:
-                self._warm[(head_kind, extra_vae)] = self._cache[key]
+                self._warm[key[1:]] = self._cache[key]
         return self._cache[key]
 
-    def _train_task(self, indices, head_kind, extra_vae, stage, progress) -> TrainedTask:
+    def _train_task(self, indices, head_kind, extra_vae, dropout, stage, progress, epochs=None) -> TrainedTask:
         cfg, ds = self.config, self.dataset
         started = time.perf_counter()
-        warm = self._warm.get((head_kind, extra_vae)) if cfg.warm_start and stage >= 0 else None
+        warm = self._warm.get((head_kind, extra_vae, dropout)) if cfg.warm_start and stage >= 0 else None
         if warm is not None:
             model, head = copy.deepcopy(warm.model), copy.deepcopy(warm.head)
         else:
             # The same backbone initialisation for every method of a stage: methods differ only in what
             # they add, not in their luck.
             with rng.seeded(cfg.seed, stage, "task-model", self.device):
-                model = build_task_model(cfg.model, ds.input_shape, ds.num_classes, cfg.dropout)
+                model = build_task_model(cfg.model, ds.input_shape, ds.num_classes, dropout,
+                                         pretrained=cfg.pretrained_weights == "imagenet")
             head = None
             if head_kind != "none":
                 extra_dim = cfg.latent_dim if extra_vae else 0
@@ -298,7 +301,7 @@ class ActiveLearner:
             if self.device.type == "cuda" and ds.kind == "image":
                 model = model.to(memory_format=torch.channels_last)
         settings = TrainSettings(
-            epochs=cfg.task_epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer, lr=cfg.lr,
+            epochs=epochs if epochs is not None else cfg.epochs_at(stage), batch_size=cfg.batch_size, optimizer=cfg.optimizer, lr=cfg.lr,
             momentum=cfg.momentum, weight_decay=cfg.weight_decay, lr_milestone=cfg.lr_milestone,
             head_kind=head_kind, head_weight=cfg.head_weight, margin=cfg.margin,
             head_stop_fraction=cfg.head_stop_fraction, augment=ds.augment,
@@ -310,10 +313,11 @@ class ActiveLearner:
             history = train_task_model(
                 model, head, ds.x_train[idx], ds.y_train[idx], ds.normalize, settings,
                 rng.torch_generator(cfg.seed, stage, "task-batches", self.device),
-                extra=self._mu_of(indices) if extra_vae else None,
+                extra=self._raw_mu_of(indices) if extra_vae else None,
                 progress=lambda f, msg: progress(PHASE_TASK, f, f"{label}: {msg}"),
             )
-        return TrainedTask(model, head, head_kind, history.task_loss, time.perf_counter() - started)
+        init = "imagenet" if getattr(model, "pretrained_loaded", False) else "random"
+        return TrainedTask(model, head, head_kind, history.task_loss, time.perf_counter() - started, init)
 
     def _vaal_settings(self, needs) -> adversarial.VAALSettings:
         cfg, ds = self.config, self.dataset
@@ -321,7 +325,7 @@ class ActiveLearner:
             epochs=cfg.vae_epochs, batch_size=cfg.vae_batch_size, beta=cfg.beta,
             adversary_weight=cfg.adversary_weight, kl_reduction=cfg.kl_reduction, latent_dim=cfg.latent_dim,
             vae_preset=cfg.vae_preset, rank_conditioned=needs.vae == "rank_conditioned",
-            discriminator_rank_input=cfg.discriminator_rank_input,
+            discriminator_rank_input=cfg.discriminator_rank_input, uniform_rank_steps=cfg.uniform_rank_steps,
         )
         if ds.kind == "image":  # the MLP VAE for 2-d data keeps its own hidden width
             overrides["vae_width"] = cfg.vae_width
@@ -360,7 +364,7 @@ class ActiveLearner:
         return out.float().cpu().numpy()
 
     def _unsupervised(self, progress):
-        """Seed 004: one VAE per trial, trained on the whole training set, cached across stages."""
+        """Godwin et al. 2022: one VAE per trial, trained on the whole training set, cached across stages."""
         if self._unsupervised_vae is None:
             cfg, ds = self.config, self.dataset
             with rng.seeded(cfg.seed, 0, "unsupervised-vae-global", self.device):
@@ -374,11 +378,18 @@ class ActiveLearner:
         return self._unsupervised_vae
 
     def _mu_of(self, indices) -> torch.Tensor:
-        """alpha * mu of the trial VAE for training samples (seed 004, eq. 6)."""
-        return self.config.alpha * self._unsupervised_mu[self._t(indices)]
+        """alpha * mu of the trial VAE for training samples: the distance features of Godwin et al. 2022,
+        eq. (6) (core-set / MedAL + VAE)."""
+        return self.config.alpha * self._raw_mu_of(indices)
+
+    def _raw_mu_of(self, indices) -> torch.Tensor:
+        """mu = V(x) of the trial VAE, unscaled: what the loss head + VAE sees (Godwin et al. 2022 append
+        V(x) to the head's features; alpha enters only the distance of eq. 6)."""
+        return self._unsupervised_mu[self._t(indices)]
 
     def _mu(self, x) -> torch.Tensor:
-        return self.config.alpha * adversarial.encode_mu(self._unsupervised_vae, x, self.dataset.normalize).float()
+        """V(x) of the trial VAE for raw inputs (the loss head + VAE on the test set), unscaled."""
+        return adversarial.encode_mu(self._unsupervised_vae, x, self.dataset.normalize).float()
 
     def _encode(self, vae, indices) -> np.ndarray:
         return adversarial.encode_mu(vae, self.dataset.x_train[self._t(indices)], self.dataset.normalize).float().cpu().numpy()
@@ -429,7 +440,7 @@ class _StageContext:
 
         def run():
             idx = lr._t(self.candidates)
-            extra = lr._mu_of(self.candidates) if self._trained.head is not None and self._trained.head.extra_dim else None
+            extra = lr._raw_mu_of(self.candidates) if self._trained.head is not None and self._trained.head.extra_dim else None
             return lr._predict(self._trained, lr.dataset.x_train[idx], y=lr.dataset.y_train[idx], extra=extra)
 
         return self._once("pred", run)
@@ -442,7 +453,7 @@ class _StageContext:
 
     def features(self):
         """(candidate, labeled) features on the device: the task learner's penultimate embedding, with
-        alpha * mu of the trial VAE appended for the seed-004 methods."""
+        alpha * mu of the trial VAE appended for the Godwin et al. 2022 methods."""
         lr = self._learner
         strategy = get_strategy(self._method)
 

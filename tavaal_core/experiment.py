@@ -1,4 +1,4 @@
-"""Multi-trial comparisons (seed 004's Algorithm 1; TA-VAAL's Figures 3, 4 and 6), resumable.
+"""Multi-trial comparisons (Godwin et al. 2022's Algorithm 1; TA-VAAL's Figures 3, 4 and 6), resumable.
 
 An experiment is a base config + methods + trials. Trial ``t`` runs every method with the seed
 ``config.seed + t``, so all methods of a trial start from the same initial labels and the same model
@@ -216,10 +216,14 @@ class Experiment:
         return experiment
 
     @classmethod
-    def open(cls, run_dir: str | os.PathLike) -> "Experiment":
-        """An existing run folder (to resume, or to read)."""
+    def open(cls, run_dir: str | os.PathLike, device: str | None = None) -> "Experiment":
+        """An existing run folder (to resume, or to read). Opening never needs the device the run was made
+        on; ``device`` resumes it on another one (e.g. ``"cpu"`` for a run made on a GPU). Every stage
+        record says where it ran (``StageRecord.device``)."""
         run_dir = store.require_run_dir(run_dir)
         spec = ExperimentSpec.from_dict(store.read_spec(run_dir))
+        if device is not None:
+            spec = spec.with_(device=device)
         return cls(run_dir, spec)
 
     # -- state -----------------------------------------------------------------------------------
@@ -381,7 +385,8 @@ def log_path(output, name: str) -> Path:
 
 def run_command(*, output=None, name: str | None = None, preset: str | None = None, config_file=None,
                 methods=None, trials: int | None = None, stages: int | None = None, seed: int | None = None,
-                device: str | None = None, resume=None, threads: int | None = None) -> list[str]:
+                device: str | None = None, resume=None, threads: int | None = None,
+                pretrained: str | None = None) -> list[str]:
     """The ``python -m tavaal_core run ...`` command line for these settings (checked by the CLI itself)."""
     import sys
 
@@ -393,7 +398,7 @@ def run_command(*, output=None, name: str | None = None, preset: str | None = No
         if methods:
             cmd += ["--methods", ",".join(methods)]
         for flag, value in (("--trials", trials), ("--stages", stages), ("--seed", seed), ("--device", device),
-                            ("--output", output), ("--name", name)):
+                            ("--output", output), ("--name", name), ("--pretrained", pretrained)):
             if value is not None:
                 cmd += [flag, str(value)]
     if threads is not None:

@@ -61,16 +61,8 @@ class PickExplanation:
 def ranking(record: StageRecord) -> np.ndarray:
     """The candidates in the order the method prefers them: its picks first, in pick order (greedy methods
     re-score after every pick, so their batch order is the truth), then the rest by score in the method's
-    direction (ties to the lower index; a missing score last)."""
-    cand = np.asarray(record.candidates, np.int64)
-    picks = np.asarray(record.selected, np.int64)
-    rest = cand[~np.isin(cand, picks)]
-    if rest.size and record.candidate_scores.size == cand.size:
-        scores = np.asarray(record.candidate_scores, np.float64)[np.searchsorted(cand, rest)]
-        key = -scores if record.higher_is_better else scores
-        key = np.where(np.isfinite(key), key, np.inf)
-        rest = rest[np.argsort(key, kind="stable")]
-    return np.concatenate([picks, rest])
+    direction (``StageRecord.view_order``)."""
+    return np.asarray(record.candidates, np.int64)[record.view_order()]
 
 
 def rank_of(record: StageRecord, index: int) -> int | None:
@@ -89,6 +81,13 @@ def status_of(record: StageRecord, index: int) -> str:
     if np.isin(index, record.labeled):
         return LABELED
     return NOT_CANDIDATE
+
+
+def _gain(record: StageRecord, index: int) -> float | None:
+    """The value that decided a pick (its greedy gain at its turn, or its score), None when not picked."""
+    hit = np.flatnonzero(np.asarray(record.selected, np.int64) == int(index))
+    gains = record.pick_gains
+    return float(gains[hit[0]]) if hit.size and hit[0] < gains.size else None
 
 
 def _at(record: StageRecord, name: str, index: int) -> float | None:
@@ -143,7 +142,7 @@ def family(method: str, record: StageRecord | None = None) -> str:
         return "random"
     if needs.vae in ("adversarial", "rank_conditioned"):
         return "adversarial"
-    if isinstance(strategy, _Greedy):
+    if isinstance(strategy, _Greedy) or (record is not None and record.greedy):
         return "distance"
     if needs.head != "none":
         return "loss"
@@ -187,10 +186,11 @@ def _terms(record: StageRecord, index: int, fam: str, labels=None, class_names=N
     elif fam == "loss":
         add("predicted loss", "candidate_predicted_loss", label="Predicted loss (l̂)")
     elif fam == "distance":
-        gain = _at(record, "candidate_gain", index)
+        gain = _gain(record, index)
         if gain is not None and math.isfinite(gain):
             terms.append(Term("Distance when picked (greedy gain)", float(gain)))
-        add("initial", "candidate_scores", label=record.score_name.capitalize() + " (before this batch)")
+        else:
+            add("score", "candidate_scores", label=record.score_name.capitalize() + " (at the last pick's turn)")
         nearest = _at(record, "candidate_nearest_labeled", index)
         if nearest is not None and nearest >= 0:
             note = ""
@@ -246,7 +246,7 @@ def _why(record: StageRecord, index: int, fam: str, exp: PickExplanation) -> str
                      "means the task model is expected to do badly on it")
         return text
     if fam == "distance":
-        gain = _at(record, "candidate_gain", index)
+        gain = _gain(record, index)
         what = ("farthest from everything labeled" if record.method.startswith("coreset")
                 else "farthest on average from the labeled set")
         text = (f"when its turn came it was the candidate {what} in the model's feature space "

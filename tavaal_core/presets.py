@@ -127,3 +127,44 @@ def preset_summaries() -> list[dict]:
             out.append({"name": name, "description": "", "dataset": "", "methods": [], "trials": 0,
                         "stages": 0, "error": str(e)})
     return out
+
+
+def _show(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True) if value else "{}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def preset_values(name: str) -> list[tuple[str, str, str]]:
+    """(field, value, source) for every value a preset sets, and for the task-learner and VAE values it
+    leaves to the dataset's defaults (their source then says so). ``methods`` and ``trials`` first."""
+    data = preset_data(name)
+    spec = load_preset(name)
+    notes = {str(k): str(v) for k, v in (data.get("notes") or {}).items()}
+    given = dict(data.get("config") or {})
+    resolved = spec.config.resolve()
+    rows = [("methods", _show(spec.methods), notes.get("methods", "")),
+            ("trials", str(spec.trials), notes.get("trials", ""))]
+    shown = set()
+    for field in given:
+        if field == "method":
+            continue
+        rows.append((field, _show(getattr(resolved, field, given[field])), notes.get(field, "")))
+        shown.add(field)
+    for field in ("model", "optimizer", "lr", "task_epochs", "task_epochs_increment", "batch_size", "initial_size",
+                  "budget", "subset_factor", "subset_fraction", "dropout", "pretrained", "vae_epochs"):
+        if field in shown:
+            continue
+        value = getattr(resolved, field)
+        if field == "dropout":
+            value = "none (BALD: 0.2)" if value is None else value
+        elif field == "pretrained":
+            value = resolved.pretrained_weights
+        elif value is None:
+            continue
+        rows.append((field, _show(value), notes.get(field, f"default for {resolved.dataset} (not set by the preset)")))
+    return rows

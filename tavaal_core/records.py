@@ -42,7 +42,6 @@ class StageRecord:
     labeled_likelihood: np.ndarray = field(default_factory=_empty)  # D output for the labeled set
     candidate_entropy: np.ndarray = field(default_factory=_empty)  # H(mean p) of the model's prediction
     candidate_expected_entropy: np.ndarray = field(default_factory=_empty)  # BALD: mean over passes of H(p_t)
-    candidate_gain: np.ndarray = field(default_factory=_empty)  # greedy score when picked (NaN: not picked)
     candidate_nearest_labeled: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # dataset index
     analysis_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     analysis_features: np.ndarray = field(default_factory=_empty)  # (A, E) penultimate task features
@@ -53,6 +52,13 @@ class StageRecord:
     boundary_prob: np.ndarray = field(default_factory=_empty)
     task_loss_history: np.ndarray = field(default_factory=_empty)
     timings: dict = field(default_factory=dict)  # phase -> seconds
+    # Per pick, in pick order: the value that decided it (a top-k method's score; a greedy method's gain
+    # at its turn, after every earlier pick counted as labeled).
+    selection_gain: np.ndarray = field(default_factory=_empty)
+    greedy: bool = False  # core-set / MedAL: scores are re-computed after each pick
+    device: str = ""  # where this stage ran ("cpu", "cuda", ...): a run may resume on another device
+    task_dropout: float = 0.0  # dropout rate of the task learner this stage trained
+    task_init: str = "random"  # the task learner's initial weights: "random" or "imagenet"
 
     @property
     def selected_likelihood(self) -> np.ndarray:
@@ -61,6 +67,26 @@ class StageRecord:
             return _empty()
         pos = np.searchsorted(self.candidates, self.selected)
         return self.candidate_likelihood[pos]
+
+    @property
+    def pick_gains(self) -> np.ndarray:
+        """Per pick, in pick order, the value that decided it (records written before ``selection_gain``
+        existed: the picks' candidate scores)."""
+        if self.selection_gain.size or not self.selected.size:
+            return np.asarray(self.selection_gain, np.float64)
+        pos = np.searchsorted(self.candidates, self.selected)
+        return np.asarray(self.candidate_scores, np.float64)[pos] if self.candidate_scores.size else _empty()
+
+    def view_order(self) -> np.ndarray:
+        """Positions into ``candidates`` in the order the views describe: the picks in pick order, then the
+        rest by score, best first (``higher_is_better``). For a top-k method this is plain score order."""
+        n = len(self.candidates)
+        picked = np.searchsorted(self.candidates, self.selected)
+        rest = np.setdiff1d(np.arange(n), picked)
+        if self.candidate_scores.size == n and rest.size:
+            key = np.asarray(self.candidate_scores, np.float64)[rest]
+            rest = rest[np.argsort(-key if self.higher_is_better else key, kind="stable")]
+        return np.concatenate([picked, rest]).astype(np.int64)
 
     @property
     def selected_mask(self) -> np.ndarray:

@@ -10,7 +10,7 @@ accuracies at a stage are paired by trial; improvements and t-tests use only the
 - Improvement over random per stage (TA-VAAL Figures 3 and 4): mean over trials of
   ``accuracy(method, trial) - accuracy(random, trial)``.
 - Paired t-test p-values (``scipy.stats.ttest_rel``, two-sided) per stage against random and between
-  any two methods (seed 004 reports p < 0.05 cases). NaN when fewer than 2 paired trials or when the
+  any two methods (Godwin et al. 2022 reports p < 0.05 cases). NaN when fewer than 2 paired trials or when the
   paired differences have zero variance (the test is undefined there).
 """
 from __future__ import annotations
@@ -159,7 +159,7 @@ def p_value_matrix(metrics: pd.DataFrame, stage: int, methods=None) -> pd.DataFr
 
 
 def significant_cases(metrics: pd.DataFrame, alpha: float = 0.05, methods=None) -> pd.DataFrame:
-    """The pairwise tests with p < alpha (seed 004's 'p < 0.05 cases'), the better method first."""
+    """The pairwise tests with p < alpha (Godwin et al. 2022's 'p < 0.05 cases'), the better method first."""
     tests = pairwise_tests(metrics, methods=methods)
     sig = tests[tests["p_value"] < alpha].copy()
     swap = sig["mean_difference"] < 0

@@ -17,10 +17,35 @@ from .models.loss_head import LossPredictionHead, margin_ranking_loss, ranking_b
 Progress = Callable[[float, str], None]
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def resolve_device(name: str = "auto", deterministic: bool = False) -> torch.device:
+    """The torch device for a config's ``device``. Whether CUDA is present is a fact about this machine
+    at run time, so it is checked here (not when a config is read: a run made on a GPU opens anywhere).
+
+    ``deterministic`` (CUDA only) asks for deterministic kernels: the same seed then gives bit-identical
+    results on the GPU too, at some cost in speed. On the CPU results are always bit-identical."""
+    from .errors import ConfigError
+
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    elif name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", "'cuda' was asked for but this machine has no CUDA GPU; use 'auto' or 'cpu' "
+                                    "(a run made on a GPU resumes on the CPU with --device cpu)")
+    else:
+        device = torch.device(name)
+    if device.type == "cuda":
+        set_cuda_determinism(deterministic)
+    return device
+
+
+def set_cuda_determinism(deterministic: bool) -> None:
+    """Deterministic cuDNN / cuBLAS kernels (and no autotuning) when asked; autotuned kernels otherwise."""
+    import os
+
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def small_model_cpu_threads(model: str) -> int | None:
@@ -31,7 +56,8 @@ def small_model_cpu_threads(model: str) -> int | None:
 
 
 def autocast(device: torch.device):
-    """bf16 autocast on CUDA; nothing on the CPU (where bf16 is slower and changes results)."""
+    """Training only: bf16 autocast on CUDA; nothing on the CPU. Inference that ranks candidates or
+    measures distances for a selection never runs under it (see :func:`predict`)."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -107,7 +133,7 @@ def train_task_model(
     """Train ``model`` (and ``head`` when given) on (x, y), all already on the training device.
 
     Total loss is TA-VAAL eq. (2): L_T + eta * L_R, with L_R the margin loss (Learning Loss) or the
-    ranking BCE (TA-VAAL eq. 1). ``extra`` holds per-sample features appended inside the head (seed 004).
+    ranking BCE (TA-VAAL eq. 1). ``extra`` holds per-sample features appended inside the head (Godwin et al. 2022).
     """
     device = x.device
     params = list(model.parameters()) + (list(head.parameters()) if head is not None else [])
@@ -159,6 +185,11 @@ def train_task_model(
     return history
 
 
+def _full_precision(device: torch.device):
+    """Autocast off, so an enclosing bf16 region (or a caller's) cannot lower scoring precision."""
+    return torch.autocast(device.type, enabled=False)
+
+
 @dataclass
 class Predictions:
     probs: np.ndarray  # (N, K)
@@ -178,7 +209,11 @@ def predict(
     extra: torch.Tensor | None = None,
     batch_size: int = 1024,
 ) -> Predictions:
-    """Eval-mode inference in batches: class probabilities, penultimate embedding, l_hat, true loss."""
+    """Eval-mode inference in batches: class probabilities, penultimate embedding, l_hat, true loss.
+
+    Always fp32, also where training ran in bf16: these values rank candidates and measure distances for
+    a selection, and bf16's ~3 significant digits tie many of them (on 10,000 candidates, about 650
+    distinct bf16 l_hat values against 9,997 in fp32), which would reorder the picks."""
     model.eval()
     if head is not None:
         head.eval()
@@ -186,8 +221,8 @@ def predict(
     probs, embs, preds, losses = [], [], [], []
     for start in range(0, x.shape[0], batch_size):
         sl = slice(start, start + batch_size)
-        with autocast(device):
-            out = model(normalize(x[sl]))
+        with _full_precision(device):
+            out = model(normalize(x[sl]).float())
             logits = out.logits.float()
             probs.append(logits.softmax(1))
             embs.append(out.embedding.float())
@@ -217,8 +252,8 @@ def mc_dropout_probs(model: nn.Module, x: torch.Tensor, normalize, passes: int, 
     device = x.device
     out = []
     for start in range(0, x.shape[0], batch_size):
-        with autocast(device):
-            emb = model(normalize(x[start:start + batch_size])).embedding.float()
+        with _full_precision(device):
+            emb = model(normalize(x[start:start + batch_size]).float()).embedding.float()
         p = model.dropout.p
         samples = []
         for _ in range(passes):

@@ -189,6 +189,18 @@ def test_explorer_missing_dataset_says_where_to_put_files():
     assert any("CIFAR-10" in m and "cifar-10-batches-py" in m for m in messages), messages
 
 
+def test_explorer_asks_before_training_imagenet_resnet_from_random_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-weights"))
+    at = new_app()
+    at.switch_page("pages/explorer.py").run()
+    at.selectbox(key="img_model_digits").set_value("resnet18_imagenet").run()
+    ok(at)
+    assert any("pretrained" in e.value and "absent" in e.value for e in at.error)
+    at.checkbox(key="img_random_init").check().run()
+    ok(at)
+    assert not any("pretrained" in e.value for e in at.error)
+
+
 # -- views ---------------------------------------------------------------------------------------------------
 def test_views_offer_a_demo_when_nothing_was_stepped():
     at = new_app()

@@ -115,7 +115,11 @@ def test_a_bad_config_is_refused_before_a_folder_is_made(tmp_path):
     assert not (tmp_path / "runs" / "x").exists()
 
 
-def test_a_chosen_name_is_never_reused_a_default_one_gets_a_suffix(tmp_path):
+def test_a_chosen_name_is_never_reused_a_default_one_gets_a_suffix(tmp_path, monkeypatch):
+    import tavaal_core.experiment as experiment_module
+
+    # the default name is a timestamp to the second: pin it, so a slow machine cannot cross a second
+    monkeypatch.setattr(experiment_module, "default_run_name", lambda spec: "moons-20260101-000000")
     spec = moons_spec(methods=("random",), trials=1, stages=1)
     Experiment.create(spec, tmp_path, "mine", check=False)
     with pytest.raises(ConfigError) as err:

@@ -26,7 +26,7 @@ def test_ranking_puts_picks_first_then_the_rest_in_the_methods_direction():
     assert ranking(r).tolist() == [11, 13, 12, 14, 10]
     assert rank_of(r, 12) == 3 and rank_of(r, 10) == 5 and rank_of(r, 0) is None
     # greedy methods: the batch order wins over the initial score
-    g = record("coreset", scores=(5, 1, 4, 3, 2), higher=True, selected=(11, 10))
+    g = record("coreset", scores=(5, 1, 4, 3, 2), higher=True, selected=(11, 10), greedy=True)
     assert ranking(g).tolist() == [11, 10, 12, 13, 14]
 
 
@@ -60,9 +60,8 @@ def test_explain_statuses_candidate_labeled_and_outside_the_subset():
 
 
 def test_explain_greedy_pick_names_its_gain_and_nearest_labeled_sample():
-    r = record("coreset", scores=(5, 1, 4, 3, 2), higher=True, selected=(10, 12),
-               candidate_gain=np.array([5.0, np.nan, 2.5, np.nan, np.nan]),
-               candidate_nearest_labeled=np.array([2, 0, 1, 1, 2]))
+    r = record("coreset", scores=(5, 1, 2.5, 3, 2), higher=True, selected=(10, 12), greedy=True,
+               selection_gain=np.array([5.0, 2.5]), candidate_nearest_labeled=np.array([2, 0, 1, 1, 2]))
     e = explain(r, 12, labels=np.array([0, 1, 1] + [0] * 12), class_names=["a", "b"])
     assert e.pick_order == 2
     assert "squared distance 2.5" in e.sentence and "nearest labeled sample is #1" in e.sentence
@@ -95,8 +94,8 @@ def test_nearest_center_matches_brute_force_across_chunks():
     full = torch.cdist(cand, centers).pow(2)
     assert torch.equal(arg, full.argmin(1))
     assert torch.allclose(dist, full.min(1).values, atol=1e-4)
-    picks, initial, gains = k_center_greedy(cand, centers, 4, with_gains=True)
-    assert gains[0] == pytest.approx(float(initial[picks[0]])) and gains == sorted(gains, reverse=True)
+    _, gains, _ = k_center_greedy(cand, centers, 4)
+    assert gains[0] == pytest.approx(float(dist.max())) and list(gains) == sorted(gains, reverse=True)
 
 
 def test_engine_records_what_explanations_need_and_fork_at_replays_a_past_state():
@@ -105,8 +104,9 @@ def test_engine_records_what_explanations_need_and_fork_at_replays_a_past_state(
         lrn.step()
         lrn.step()
     cs = learners["coreset"].records[1]
-    gain = cs.candidate_gain[np.isin(cs.candidates, cs.selected)]
-    assert np.isfinite(gain).all() and np.isnan(cs.candidate_gain).sum() == len(cs.candidates) - len(cs.selected)
+    assert cs.greedy and np.isfinite(cs.selection_gain).all() and len(cs.selection_gain) == len(cs.selected)
+    e = explain(cs, cs.selected[0])
+    assert f"squared distance {cs.selection_gain[0]:.3g}" in e.sentence and "nearest labeled sample is #" in e.sentence
     assert np.isin(cs.candidate_nearest_labeled, cs.labeled).all()
     bald = learners["bald"].records[1]
     assert bald.candidate_expected_entropy.shape == bald.candidates.shape

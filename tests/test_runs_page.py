@@ -172,3 +172,17 @@ def test_a_run_that_cannot_start_is_reported(runs_dir):
     assert not (runs_dir / "no-data").exists()
     next(b for b in at.button if b.label == "Dismiss").click().run()
     assert not [e for e in at.error if "did not start" in e.value]
+
+
+def test_a_preset_that_needs_absent_imagenet_weights_says_so_and_waits_for_consent(runs_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-weights"))
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["runs_preset"] = "mnist_scipy22"
+    at.run()
+    assert not at.exception, at.exception
+    assert any("ImageNet weights are absent" in w.value for w in at.warning)
+    consent = next(c for c in at.checkbox if "random initialisation" in c.label)
+    assert consent.value is False
+    at.button(key="FormSubmitter:new_run-Start in the background").click().run()
+    assert any("pretrained" in e.value for e in at.error)  # nothing starts without consent
+    assert not (runs_dir / at.text_input[0].value).exists()

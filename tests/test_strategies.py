@@ -12,8 +12,8 @@ from tavaal_core.training import mc_dropout_probs
 from tavaal_core.models.task import SmallCNN
 
 
-def brute_k_center(cand, lab, budget):
-    chosen, centers = [], list(lab)
+def brute_k_center(cand, lab, budget, with_gains=False):
+    chosen, gains, centers = [], [], list(lab)
     for _ in range(budget):
         best, best_d = None, -1.0
         for i, u in enumerate(cand):
@@ -23,27 +23,36 @@ def brute_k_center(cand, lab, budget):
             if d > best_d:
                 best, best_d = i, d
         chosen.append(best)
+        gains.append(best_d)
         centers.append(cand[best])
-    return chosen
+    return (chosen, gains) if with_gains else chosen
 
 
-def brute_medal(cand, lab, budget):
-    chosen, centers = [], list(lab)
+def brute_medal(cand, lab, budget, with_gains=False):
+    chosen, gains, centers = [], [], list(lab)
     for _ in range(budget):
         scores = [(-np.inf if i in chosen else np.mean([((u - c) ** 2).sum() for c in centers])) for i, u in enumerate(cand)]
         chosen.append(int(np.argmax(scores)))
+        gains.append(max(scores))
         centers.append(cand[chosen[-1]])
-    return chosen
+    return (chosen, gains) if with_gains else chosen
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_k_center_greedy_matches_brute_force(seed):
     g = np.random.default_rng(seed)
     cand, lab = g.normal(size=(40, 3)), g.normal(size=(7, 3))
-    picks, initial = k_center_greedy(torch.tensor(cand), torch.tensor(lab), 6)
-    assert picks.tolist() == brute_k_center(cand, lab, 6)
-    expected_initial = ((cand[:, None, :] - lab[None]) ** 2).sum(-1).min(1)
-    assert np.allclose(initial, expected_initial)
+    picks, gains, scores = k_center_greedy(torch.tensor(cand), torch.tensor(lab), 6)
+    expected_picks, expected_gains = brute_k_center(cand, lab, 6, with_gains=True)
+    assert picks.tolist() == expected_picks
+    assert np.allclose(gains, expected_gains)
+    assert np.all(np.diff(gains) <= 1e-12), "k-center gains never rise"
+    # Each unpicked candidate's score is its distance to labeled + the first 5 picks (the last turn) ...
+    centers = np.concatenate([lab, cand[picks[:-1]]])
+    rest = np.setdiff1d(np.arange(len(cand)), picks)
+    assert np.allclose(scores[rest], ((cand[rest, None, :] - centers[None]) ** 2).sum(-1).min(1))
+    # ... so no unpicked candidate scores above any pick: "higher is picked first" holds.
+    assert scores[rest].max() <= gains.min() + 1e-12
 
 
 def test_k_center_chunked_distance_equals_unchunked():
@@ -58,8 +67,13 @@ def test_k_center_chunked_distance_equals_unchunked():
 def test_medal_matches_brute_force(seed):
     g = np.random.default_rng(seed)
     cand, lab = g.normal(size=(30, 2)), g.normal(size=(5, 2))
-    picks, _ = medal_greedy(torch.tensor(cand), torch.tensor(lab), 5)
-    assert picks.tolist() == brute_medal(cand, lab, 5)
+    picks, gains, scores = medal_greedy(torch.tensor(cand), torch.tensor(lab), 5)
+    expected_picks, expected_gains = brute_medal(cand, lab, 5, with_gains=True)
+    assert picks.tolist() == expected_picks
+    assert np.allclose(gains, expected_gains)
+    rest = np.setdiff1d(np.arange(len(cand)), picks)
+    assert np.allclose(scores[picks], gains)
+    assert scores[rest].max() <= gains[-1] + 1e-12  # nothing unpicked beat the last pick at its turn
 
 
 def test_entropy_and_bald_by_hand():
@@ -74,7 +88,7 @@ def test_entropy_and_bald_by_hand():
 
 def test_bald_is_nonnegative_and_leaves_batchnorm_untouched():
     torch.manual_seed(0)
-    model = SmallCNN(1, 10, dropout=0.5)
+    model = SmallCNN(1, 10, dropout=0.5, input_size=(8, 8))
     model.train()
     model(torch.randn(16, 1, 8, 8))  # give BN some non-default running statistics
     model.eval()

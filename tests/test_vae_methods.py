@@ -58,7 +58,7 @@ def test_seed004_features_are_task_features_with_alpha_mu_appended(digits_datase
     learner2 = ActiveLearner(fast("digits", "coreset_vae", alpha=2.5), dataset=digits_dataset).start()
     from tavaal_core.engine import _StageContext
 
-    trained = learner2._task_model(learner2.pool.labeled, "none", False, lambda *a: None)
+    trained = learner2._task_model(learner2.pool.labeled, "none", False, 0.0, lambda *a: None)
     learner2._unsupervised(lambda *a: None)
     cand = learner2.pool.candidates(20, 10, 0, 0)
     ctx = _StageContext(learner2, trained, cand, learner2.pool.labeled, "coreset_vae", 0)

@@ -1,4 +1,4 @@
-"""Smaller training sets cut from a Dataset: class imbalance (TA-VAAL) and random subsets (seed 004).
+"""Smaller training sets cut from a Dataset: class imbalance (TA-VAAL) and random subsets (Godwin et al. 2022).
 
 Both only touch the training split; the test split stays as it was (balanced, so accuracy is
 comparable). Normalisation (mean/std) stays that of the full training set, and ``name`` stays the
@@ -114,7 +114,7 @@ def make_imbalanced(
 
 
 def subsample(ds: Dataset, n: int, seed: int = 0) -> Dataset:
-    """A uniformly random subset of ``n`` training samples (seed paper 004 uses 25k of MNIST),
+    """A uniformly random subset of ``n`` training samples (Godwin et al. 2022 uses 25k of MNIST),
     drawn from ``rng.numpy_rng(seed, 0, "subsample")``. Test set unchanged."""
     available = len(ds.y_train)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= available:
@@ -123,3 +123,18 @@ def subsample(ds: Dataset, n: int, seed: int = 0) -> Dataset:
         raise ConfigError("seed", f"must be a non-negative integer, got {seed!r}")
     keep = numpy_rng(seed, 0, "subsample").choice(available, size=int(n), replace=False)
     return _take(ds, keep, f"random subset of {int(n):,} training samples (seed {seed})")
+
+
+def prepare_dataset(config, dataset: Dataset | None = None) -> Dataset:
+    """The training set a config's runs use: loaded (unless given), then cut to the config's class
+    imbalance and subsample, from the config's seed. The one place this is derived, for the engine and
+    for views of saved runs (which need the data, never a model, a GPU or weights)."""
+    from .datasets import load_dataset
+
+    ds = dataset if dataset is not None else load_dataset(config.dataset, **config.dataset_options)
+    if config.imbalance_ratio is not None or config.class_counts is not None:
+        counts = list(config.class_counts) if config.class_counts is not None else None
+        ds = make_imbalanced(ds, ratio=config.imbalance_ratio, class_counts=counts, seed=config.seed)
+    if config.subsample is not None:
+        ds = subsample(ds, config.subsample, seed=config.seed)
+    return ds

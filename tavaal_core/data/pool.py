@@ -24,7 +24,7 @@ class Pool:
     @classmethod
     def initial(cls, size: int, initial_size: int, seed: int) -> "Pool":
         """The stage-0 labeled set: uniform without replacement, drawn from the trial's seed only, so
-        every method of a trial starts from the same labels (seed paper 004, Algorithm 1)."""
+        every method of a trial starts from the same labels (Godwin et al. 2022, Algorithm 1)."""
         if not 0 < initial_size < size:
             raise ConfigError("initial_size", f"must be between 1 and {size - 1}, got {initial_size}")
         picks = numpy_rng(seed, 0, "initial-labeled").choice(size, size=initial_size, replace=False)
@@ -61,13 +61,20 @@ class Pool:
         self._mask[indices] = True
         self._order.extend(int(i) for i in indices)
 
-    def candidates(self, budget: int, subset_factor: int, seed: int, stage: int) -> np.ndarray:
-        """The candidate subset for a stage: ``subset_factor * budget`` unlabeled samples drawn without
-        replacement (TA-VAAL / Learning Loss protocol), or the whole unlabeled pool when the factor is 0
-        or the pool is smaller. Sorted, so scores line up with dataset order."""
+    def candidates(self, budget: int, subset_factor: int, seed: int, stage: int,
+                   fraction: float | None = None) -> np.ndarray:
+        """The candidate subset for a stage, drawn without replacement: ``subset_factor * budget`` unlabeled
+        samples (TA-VAAL / Learning Loss protocol), or ``round(fraction * unlabeled)`` when ``fraction``
+        is given (Godwin et al. 2022, Figure 5: 5%); the whole unlabeled pool when the factor is 0 or the
+        pool is smaller. Sorted, so scores line up with dataset order."""
         unlabeled = self.unlabeled
-        wanted = subset_factor * budget
-        if subset_factor == 0 or wanted >= len(unlabeled):
+        if fraction is not None:
+            wanted = max(budget, int(round(fraction * len(unlabeled))))
+        elif subset_factor == 0:
+            return unlabeled
+        else:
+            wanted = subset_factor * budget
+        if wanted >= len(unlabeled):
             return unlabeled
         picks = numpy_rng(seed, stage, "candidates").choice(len(unlabeled), size=wanted, replace=False)
         return np.sort(unlabeled[picks])

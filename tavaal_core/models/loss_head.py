@@ -10,7 +10,7 @@ class LossPredictionHead(nn.Module):
     """Each tap -> global average pool -> Linear(C, hidden) -> ReLU; concatenate -> Linear(., 1).
 
     ``hidden=None`` skips the per-tap layer (two-moons: "one linear layer on the middle hidden layer").
-    ``extra_dim`` > 0 appends extra features (seed 004: the VAE's ``mu``, scaled by alpha) to the
+    ``extra_dim`` > 0 appends extra features (Godwin et al. 2022: the VAE's ``mu``, scaled by alpha) to the
     concatenated vector before the last linear layer.
     """
 

@@ -13,14 +13,14 @@ with ``rank_dim=0`` (plain VAAL) takes no ``r``.
 
 Reparameterisation ``z = mu + eps * exp(logvar / 2)`` happens only in train mode; in eval mode
 ``z = mu`` (VAAL's reference code samples in eval mode too, which only adds noise to
-reconstructions; selection never uses the decoder anyway, see METHODS.md "Known waste").
+reconstructions; selection never uses the decoder anyway, see docs/METHODS.md "Known waste").
 
 Classes
 -------
 VectorVAE      MLP VAE for vector data (two-moons).
 ConvVAE        VAAL's conv VAE: stride-2 Conv-BN-ReLU blocks, linear mu/logvar, transposed-conv
                decoder. ``ConvVAE.reference`` reproduces VAAL's 23M-parameter VAE for 32x32x3.
-UnsupervisedVAE  Godwin et al. 2022 (seed 004): four stride-2 convs + two linear heads; decoder
+UnsupervisedVAE  Godwin et al. 2022: four stride-2 convs + two linear heads; decoder
                one up-sampling conv then four size-preserving convs.
 build_vae      Factory used by the training loops.
 """
@@ -236,10 +236,10 @@ class ConvVAE(_RankInput):
 
 
 # ----------------------------------------------------------------------------------------------
-# Images: seed paper 004's VAE (Godwin et al. 2022)
+# Images: Godwin et al. 2022's VAE
 # ----------------------------------------------------------------------------------------------
 class UnsupervisedVAE(_RankInput):
-    """The VAE of VAE-augmented active learning (Godwin et al. 2022, seed paper 004).
+    """The VAE of VAE-augmented active learning (Godwin et al. 2022).
 
     Encoder: four ``Conv2d(k=3, s=2, p=1) -> BN -> ReLU`` layers (widths ``width * [1, 2, 4, 8]``),
     then two linear layers for ``mu`` and ``logvar``. Decoder: a linear map from ``z`` to the
@@ -311,14 +311,14 @@ def build_vae(
 
     Parameters
     ----------
-    kind : ``"adversarial"`` (VAAL / TA-VAAL: :class:`ConvVAE`) or ``"unsupervised"`` (seed 004:
+    kind : ``"adversarial"`` (VAAL / TA-VAAL: :class:`ConvVAE`) or ``"unsupervised"`` (Godwin et al. 2022:
         :class:`UnsupervisedVAE`). Vector data, ``input_shape == (D,)``, always gets
         :class:`VectorVAE` with ``hidden = width``.
     input_shape : ``(D,)`` or ``(C, H, W)``.
     rank_dim : 1 for TA-VAAL's rank-conditioned decoder, else 0 (``"unsupervised"`` takes none).
     preset : ``"small"`` (CPU-sized, mirror decoder) or ``"reference"`` (VAAL's VAE, widths from
         128; adversarial image VAEs only). Ignored for vector data (VAAL's code has no vector VAE
-        to reproduce); an error for ``kind="unsupervised"`` (seed 004 gives no widths).
+        to reproduce); an error for ``kind="unsupervised"`` (Godwin et al. 2022 gives no widths).
     """
     if kind not in ("adversarial", "unsupervised"):
         raise ConfigError("vae_kind", f"must be 'adversarial' or 'unsupervised', got {kind!r}")
@@ -337,7 +337,7 @@ def build_vae(
         raise ValueError(f"input_shape must be (D,) or (C, H, W), got {shape}")
     if kind == "unsupervised":
         if preset != "small":
-            raise ConfigError("vae_preset", "the unsupervised VAE (seed 004) has only the 'small' preset")
+            raise ConfigError("vae_preset", "the unsupervised VAE (Godwin et al. 2022) has only the 'small' preset")
         return UnsupervisedVAE(shape, latent_dim=latent_dim, width=width)
     if preset == "reference":
         return ConvVAE.reference(shape, rank_dim=rank_dim, latent_dim=latent_dim)

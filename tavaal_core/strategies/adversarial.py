@@ -26,7 +26,7 @@ class VAAL(_Adversarial):
 class TAVAAL(_Adversarial):
     name = "tavaal"
     label = "TA-VAAL"
-    paper = "Kim, Han, Lee & Yoo, Task-Aware Variational Adversarial Active Learning, CVPR 2021"
+    paper = "Kim, Park, Kim & Chun, Task-Aware Variational Adversarial Active Learning, CVPR 2021"
     description = ("VAAL whose VAE decoder and discriminator also see the Ranker's predicted loss rank, so "
                    "picks are both hard for the task and spread over the data.")
     needs = Needs(head="ranking", vae="rank_conditioned")

@@ -20,10 +20,10 @@ FEATURES = ("task", "task+vae")
 @dataclass(frozen=True)
 class Needs:
     head: str = "none"  # none | margin (Learning Loss) | ranking (TA-VAAL eq. 1)
-    vae: str = "none"  # none | adversarial (VAAL) | rank_conditioned (TA-VAAL) | unsupervised (seed 004)
-    features: str = "task"  # task | task+vae (seed 004: concat(task_features, alpha * mu))
+    vae: str = "none"  # none | adversarial (VAAL) | rank_conditioned (TA-VAAL) | unsupervised (Godwin et al. 2022)
+    features: str = "task"  # task | task+vae (Godwin et al. 2022: concat(task_features, alpha * mu))
     mc_dropout: bool = False
-    head_extra: bool = False  # seed 004: VAE mu appended inside the loss head
+    head_extra: bool = False  # Godwin et al. 2022: VAE mu appended inside the loss head
 
     def __post_init__(self):
         assert self.head in HEADS and self.vae in VAES and self.features in FEATURES
@@ -32,13 +32,28 @@ class Needs:
 @dataclass
 class Selection:
     """What a strategy chose. ``indices`` are dataset indices in pick order; ``scores`` line up with the
-    context's candidates (``higher_is_better`` says which end is picked first)."""
+    context's candidates (``higher_is_better`` says which end is picked first).
+
+    ``gains`` holds, per pick, the value that decided it: its score for a top-k method, its gain at its
+    turn for a greedy one (``greedy=True``: core-set, MedAL), where every score is re-computed after each
+    pick. For a greedy method ``scores`` explains the order: a pick's gain, an unpicked candidate's score
+    at the last pick's turn."""
 
     indices: np.ndarray
     scores: np.ndarray
     score_name: str
     higher_is_better: bool = True
     diagnostics: dict[str, np.ndarray] = field(default_factory=dict)
+    gains: np.ndarray | None = None
+    greedy: bool = False
+
+    def pick_gains(self, candidates: np.ndarray) -> np.ndarray:
+        """``gains`` in pick order; for a top-k method, the picks' scores."""
+        if self.gains is not None:
+            return np.asarray(self.gains, np.float64)
+        order = np.argsort(candidates, kind="stable")
+        pos = order[np.searchsorted(candidates[order], self.indices)]
+        return np.asarray(self.scores, np.float64)[pos]
 
 
 class SelectionContext(Protocol):

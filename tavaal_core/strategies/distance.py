@@ -1,5 +1,5 @@
 """Distance-based strategies: core-set (k-center greedy) and MedAL, on task features or on the
-seed-004 VAE-augmented features concat(task_features, alpha * mu)."""
+Godwin et al. 2022 VAE-augmented features concat(task_features, alpha * mu)."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,58 +31,65 @@ def nearest_center(candidates: torch.Tensor, centers: torch.Tensor, chunk: int =
     return out, arg
 
 
-def k_center_greedy(candidates: torch.Tensor, labeled: torch.Tensor, budget: int, with_gains: bool = False):
+def k_center_greedy(candidates: torch.Tensor, labeled: torch.Tensor, budget: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Core-set (Sener & Savarese 2018): repeatedly take u* = argmax_u min_l ||f(u) - f(l)||^2, then
-    count u* as labeled. Returns (positions into ``candidates`` in pick order, initial min distances), and
-    with ``with_gains`` each pick's min distance at the moment it was taken."""
+    count u* as labeled.
+
+    Returns ``(positions, gains, scores)``: positions into ``candidates`` in pick order; each pick's
+    gain (its squared distance to the nearest labeled-or-picked point at its turn, non-increasing);
+    and a score per candidate that explains the order: a pick's gain, and for every other candidate
+    its distance at the last pick's turn (never above the last gain, so no unpicked candidate
+    outranks a pick)."""
     min_dist = min_sq_distance(candidates, labeled) if labeled.shape[0] else torch.full(
         (candidates.shape[0],), float("inf"), device=candidates.device)
-    initial = min_dist.clone()
+    return _greedy_loop(candidates, budget, min_dist,
+                        lambda dist, i: torch.minimum(dist, _sq_dists(candidates, candidates[i:i + 1])[:, 0]))
+
+
+def _greedy_loop(candidates: torch.Tensor, budget: int, scores: torch.Tensor, update):
+    """The shared greedy loop: take the argmax of ``scores`` among the candidates not taken yet, record
+    its gain, ``scores = update(scores, i)``. Scores are fp32 or better (selection never runs in bf16)."""
+    n = candidates.shape[0]
+    taken = torch.zeros(n, dtype=torch.bool, device=candidates.device)
+    at_last_turn = scores.clone()
     picks, gains = [], []
-    for _ in range(min(budget, candidates.shape[0])):
-        i = int(torch.argmax(min_dist))
-        picks.append(i)
-        gains.append(float(min_dist[i]))
-        min_dist = torch.minimum(min_dist, _sq_dists(candidates, candidates[i:i + 1])[:, 0])
-        min_dist[i] = -1.0  # chosen: never again
-    out = np.asarray(picks, dtype=np.int64), initial.cpu().numpy()
-    return (*out, gains) if with_gains else out
-
-
-def medal_greedy(candidates: torch.Tensor, labeled: torch.Tensor, budget: int, with_gains: bool = False):
-    """MedAL (Smailagic et al. 2018): repeatedly take u* = argmax_u mean_l ||f(u) - f(l)||^2 and count it
-    as labeled. The mean squared distance has a closed form, ||u||^2 - 2 u.mean(l) + mean(||l||^2), so the
-    running update only needs the labeled set's sum and sum of squared norms."""
-    total = labeled.sum(0)
-    total_sq = labeled.pow(2).sum()
-    count = labeled.shape[0]
-    cand_sq = candidates.pow(2).sum(1)
-
-    def mean_dist():
-        return cand_sq - 2 * candidates @ (total / count) + total_sq / count
-
-    scores = mean_dist()
-    initial = scores.clone()
-    taken = torch.zeros(candidates.shape[0], dtype=torch.bool, device=candidates.device)
-    picks, gains = [], []
-    for _ in range(min(budget, candidates.shape[0])):
-        i = int(torch.argmax(torch.where(taken, torch.full_like(scores, -float("inf")), scores)))
+    for _ in range(min(budget, n)):
+        masked = torch.where(taken, torch.full_like(scores, -float("inf")), scores)
+        i = int(torch.argmax(masked))
+        at_last_turn = scores.clone()
         picks.append(i)
         gains.append(float(scores[i]))
         taken[i] = True
-        total = total + candidates[i]
-        total_sq = total_sq + cand_sq[i]
-        count += 1
-        scores = mean_dist()
-    out = np.asarray(picks, dtype=np.int64), initial.cpu().numpy()
-    return (*out, gains) if with_gains else out
+        scores = update(scores, i)
+    explained = at_last_turn.double().cpu().numpy()
+    positions = np.asarray(picks, dtype=np.int64)
+    gain = np.asarray(gains, dtype=np.float64)
+    explained[positions] = gain
+    return positions, gain, explained
 
 
-def greedy_gains(scores_at_pick: list[float], n: int, positions: np.ndarray) -> np.ndarray:
-    """Per candidate: the greedy score it had when it was picked (NaN for candidates not picked)."""
-    gains = np.full(n, np.nan)
-    gains[positions] = scores_at_pick
-    return gains
+def medal_greedy(candidates: torch.Tensor, labeled: torch.Tensor, budget: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MedAL (Smailagic et al. 2018): repeatedly take u* = argmax_u mean_l ||f(u) - f(l)||^2 and count it
+    as labeled. The mean squared distance has a closed form, ||u||^2 - 2 u.mean(l) + mean(||l||^2), so the
+    running update only needs the labeled set's sum and sum of squared norms.
+
+    Returns ``(positions, gains, scores)`` as :func:`k_center_greedy`. Unlike core-set's, MedAL's gains
+    need not fall from pick to pick (adding a point moves the labeled mean), so the views show the picks
+    in pick order and each pick's gain at its turn; an unpicked candidate's score is its mean distance at
+    the last pick's turn."""
+    state = {"total": labeled.sum(0), "total_sq": labeled.pow(2).sum(), "count": labeled.shape[0]}
+    cand_sq = candidates.pow(2).sum(1)
+
+    def mean_dist():
+        return cand_sq - 2 * candidates @ (state["total"] / state["count"]) + state["total_sq"] / state["count"]
+
+    def update(_scores, i):
+        state["total"] = state["total"] + candidates[i]
+        state["total_sq"] = state["total_sq"] + cand_sq[i]
+        state["count"] += 1
+        return mean_dist()
+
+    return _greedy_loop(candidates, budget, mean_dist(), update)
 
 
 class _Greedy(Strategy):
@@ -90,13 +97,15 @@ class _Greedy(Strategy):
 
     def select(self, ctx) -> Selection:
         cand, lab = ctx.features()
-        positions, initial, at_pick = self.greedy(cand, lab, ctx.budget, with_gains=True)
-        diagnostics = {"candidate_gain": greedy_gains(at_pick, len(ctx.candidates), positions)}
+        cand, lab = cand.float(), lab.float()
+        positions, gains, scores = self.greedy(cand, lab, ctx.budget)
+        diagnostics = {}
         if lab.shape[0]:
-            # What "far from the labeled set" means for one sample: which labeled sample is closest to it.
+            # What "far from the labeled set" means for one sample: the labeled sample closest to it.
             _, nearest = nearest_center(cand, lab)
             diagnostics["candidate_nearest_labeled"] = np.asarray(ctx.labeled, np.int64)[nearest.cpu().numpy()]
-        return Selection(ctx.candidates[positions], initial, self.score_name, True, diagnostics)
+        return Selection(ctx.candidates[positions], scores, self.score_name, True, diagnostics, gains=gains,
+                         greedy=True)
 
 
 @register
@@ -105,7 +114,7 @@ class CoreSet(_Greedy):
     label = "Core-set"
     paper = "Sener & Savarese, Active Learning for CNNs: A Core-Set Approach, ICLR 2018"
     description = "Picks samples far from everything labeled so far, so the labels cover the feature space."
-    score_name = "squared distance to nearest labeled"
+    score_name = "squared distance to nearest labeled, at its turn"
 
 
 @register
@@ -114,7 +123,7 @@ class MedAL(_Greedy):
     label = "MedAL"
     paper = "Smailagic et al., MedAL: Accurate and Robust Deep Active Learning for Medical Image Analysis, ICMLA 2018"
     description = "Picks samples whose average distance to the labeled set is largest."
-    score_name = "mean squared distance to labeled"
+    score_name = "mean squared distance to labeled, at its turn"
     greedy = staticmethod(medal_greedy)
 
 
