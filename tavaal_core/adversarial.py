@@ -35,6 +35,7 @@ from . import rng
 from .errors import ConfigError
 from .models.discriminator import Discriminator
 from .models.vae import build_vae
+from .training import inference_batch_size, to_input, uses_channels_last
 
 __all__ = [
     "Normalize",
@@ -227,6 +228,7 @@ class VAALSettings:
     rank_conditioned: bool = False
     discriminator_rank_input: str = "sigmoid"
     uniform_rank_steps: int = 1
+    precision: str = "fp32"  # training autocast: "fp32" or "bf16" (training.resolve_precision); scoring is fp32
 
     def __post_init__(self) -> None:
         self.validate()
@@ -310,10 +312,10 @@ class VAALModels:
 # ----------------------------------------------------------------------------------------------
 # Helpers for the loops
 # ----------------------------------------------------------------------------------------------
-def _autocast(device: torch.device):
-    """bf16 autocast for forward passes on CUDA; nothing on the CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def _autocast(device: torch.device, precision: str = "fp32"):
+    """bf16 autocast for the training forward passes when ``precision`` is "bf16" (CPU or CUDA)."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -345,8 +347,9 @@ def _model_device(module: nn.Module) -> torch.device:
 
 
 def _prepare(module: nn.Module, device: torch.device) -> nn.Module:
+    """On ``device``; conv nets channels-last (faster on CUDA and on this project's CPUs, fp32 and bf16)."""
     module.to(device)
-    if device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in module.modules()):
+    if any(isinstance(m, nn.Conv2d) for m in module.modules()):
         module.to(memory_format=torch.channels_last)
     return module
 
@@ -443,7 +446,8 @@ def train_vaal(
     beta, lam, klr = settings.beta, settings.adversary_weight, settings.kl_reduction
     report_at = _progress_points(epochs)
     per_epoch: list[Tensor] = []
-    amp = _autocast(device)
+    amp = _autocast(device, settings.precision)
+    channels_last = uses_channels_last(vae)
     step_count = 0
 
     # Reparameterisation noise comes from the global RNG: fork it under a derived seed, so the
@@ -456,7 +460,7 @@ def train_vaal(
             acc = torch.zeros(3, device=device)
             for s in range(steps):
                 ib = idx[s]
-                xb = normalize(x_all[ib])
+                xb = to_input(normalize(x_all[ib]), channels_last)
                 r_dec = r_disc = None
                 if rank_dim:
                     if r_dec_all is None or step_count < settings.uniform_rank_steps:
@@ -506,7 +510,7 @@ def train_vaal(
 # Scoring
 # ----------------------------------------------------------------------------------------------
 @torch.no_grad()
-def encode_mu(vae: nn.Module, x: Tensor, normalize: Normalize, batch_size: int = 1024) -> Tensor:
+def encode_mu(vae: nn.Module, x: Tensor, normalize: Normalize, batch_size: int | None = None) -> Tensor:
     """``mu`` for every sample, ``(N, latent_dim)`` fp32, in eval mode, ENCODER ONLY.
 
     docs/METHODS.md "Known waste": the reference codes run the whole VAE (decoder included) where only
@@ -517,12 +521,14 @@ def encode_mu(vae: nn.Module, x: Tensor, normalize: Normalize, batch_size: int =
     arbitrary; an encoder-only pass in fp32 is cheap.
     """
     device = _model_device(vae)
+    batch_size = batch_size or inference_batch_size(device)
+    channels_last = uses_channels_last(vae)
     was_training = vae.training
     vae.eval()
     try:
         outs = []
         for i in range(0, int(x.shape[0]), batch_size):
-            mu, _ = vae.encode(normalize(x[i:i + batch_size].to(device)).float())
+            mu, _ = vae.encode(to_input(normalize(x[i:i + batch_size].to(device)).float(), channels_last))
             outs.append(mu.float())
     finally:
         vae.train(was_training)
@@ -539,7 +545,7 @@ def discriminator_likelihood(
     ranker_output: Tensor | None = None,
     settings: VAALSettings | None = None,
     *,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """The discriminator likelihood ``sigmoid(D(mu, r))`` per sample, ``(N,)`` fp32 in (0, 1).
@@ -559,6 +565,7 @@ def discriminator_likelihood(
     settings = settings if settings is not None else models.settings
     vae, disc = models.vae, models.discriminator
     device = _model_device(vae)
+    batch_size = batch_size or inference_batch_size(device)
     n = int(x.shape[0])
     mu = encode_mu(vae, x, normalize, batch_size)
     r_disc = None
@@ -596,6 +603,7 @@ def train_unsupervised_vae(
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: Progress = None,
+    precision: str = "fp32",
 ) -> nn.Module:
     """Godwin et al. 2022's VAE, trained unsupervised on the whole training set.
 
@@ -627,12 +635,13 @@ def train_unsupervised_vae(
     b = min(batch_size, n)
     steps = -(-n // batch_size)
     report_at = _progress_points(epochs)
-    amp = _autocast(device)
+    amp = _autocast(device, precision)
+    channels_last = uses_channels_last(vae)
     with rng.seeded(seed, 0, "unsupervised-vae-noise", device):
         for epoch in range(1, epochs + 1):
             idx = _index_stream(n, steps * b, gen, device).view(steps, b)
             for s in range(steps):
-                xb = normalize(x_all[idx[s]])
+                xb = to_input(normalize(x_all[idx[s]]), channels_last)
                 with amp:
                     recon, mu, logvar = vae(xb)
                 loss = reconstruction_kl_loss(xb, recon, mu, logvar)

@@ -22,6 +22,7 @@ KL_REDUCTIONS = ("mean", "sum")
 RANK_INPUTS = ("sigmoid", "raw")
 VAE_PRESETS = ("small", "reference")
 PRETRAINED = ("imagenet", "none")
+PRECISIONS = ("auto", "fp32", "bf16")
 # Dropout for methods that sample MC dropout (BALD) when the user gives none: no paper model has dropout,
 # so every other method trains the paper's model without it (our choice; see docs/METHODS.md).
 MC_DROPOUT_DEFAULT = 0.2
@@ -117,6 +118,9 @@ class ExperimentConfig:
     # Analysis and execution.
     analysis_size: int = 2000
     device: str = "auto"
+    # Training precision: "auto" (bf16 on CUDA, and for conv models on a CPU with native bf16), "fp32" or
+    # "bf16". Candidates are always scored in fp32. Resolved when a stage runs, and recorded per stage.
+    precision: str = "auto"
     # CUDA only: deterministic kernels (slower), so the same seed gives bit-identical picks on the GPU too.
     # On the CPU results are always bit-identical for the same seed.
     deterministic: bool = False
@@ -228,6 +232,7 @@ def validate(cfg: ExperimentConfig, resolved: bool = False) -> None:
     _choice(cfg, "discriminator_rank_input", RANK_INPUTS)
     _choice(cfg, "vae_preset", VAE_PRESETS)
     _choice(cfg, "pretrained", PRETRAINED, optional=True)
+    _choice(cfg, "precision", PRECISIONS)
     if not isinstance(cfg.dataset_options, dict):
         raise ConfigError("dataset_options", "must be a mapping of option name to value")
     _float(cfg, "imbalance_ratio", low=1, optional=True)

@@ -29,7 +29,8 @@ from .models.task import build_task_model, check_pretrained_weights
 from .records import StageRecord
 from .strategies import Selection, get_strategy
 from .strategies.uncertainty import predictive_entropy
-from .training import Predictions, TrainSettings, mc_dropout_probs, predict, resolve_device, train_task_model
+from .training import (Predictions, TrainSettings, mc_dropout_probs, predict, resolve_device, resolve_precision,
+                       train_task_model)
 from .training import evaluate as evaluate_probs
 
 # progress(phase, fraction of that phase done, message)
@@ -78,6 +79,7 @@ class ActiveLearner:
     def __init__(self, config: ExperimentConfig, dataset: Dataset | None = None):
         self.config = config.resolve()
         self.device = resolve_device(self.config.device, self.config.deterministic)
+        self.precision = resolve_precision(self.config.precision, self.device, self.config.model)
         self._given_dataset = dataset
         self.dataset: Dataset | None = None
         self.pool: Pool | None = None
@@ -244,7 +246,9 @@ class ActiveLearner:
             extras["candidate_rank"] = 1.0 / (1.0 + np.exp(-cand_preds.predicted_loss))
         if vaal_models is not None:
             extras["candidate_likelihood"] = ctx.discriminator_likelihood()
-            extras["labeled_likelihood"] = self._likelihood(vaal_models, needs, trained, labeled)
+            extras["labeled_likelihood"] = self._likelihood(
+                vaal_models, needs, trained, labeled,
+                ranker_output=self._pool_predictions(trained, "labeled", labeled).predicted_loss)
         analysis = self._predict(trained, ds.x_train[self._t(self.analysis_indices)],
                                  extra=self._raw_mu_of(self.analysis_indices) if extra_vae else None)
         if vaal_models is not None:
@@ -266,7 +270,7 @@ class ActiveLearner:
             analysis_features=analysis.embedding, analysis_probs=analysis.probs,
             task_loss_history=np.asarray(trained.task_loss_history, np.float32),
             timings=timings, selection_gain=selection.pick_gains(candidates), greedy=bool(selection.greedy),
-            device=str(self.device), task_dropout=float(dropout), task_init=trained.init, **extras,
+            device=str(self.device), precision=self.precision, task_dropout=float(dropout), task_init=trained.init, **extras,
         )
 
     # -- training (cached per stage and need) ---------------------------------------------------------
@@ -298,13 +302,13 @@ class ActiveLearner:
                                               extra_dim=extra_dim)
             model = model.to(self.device)
             head = head.to(self.device) if head is not None else None
-            if self.device.type == "cuda" and ds.kind == "image":
+            if ds.kind == "image":  # channels-last: faster for convs on CUDA and on the CPU (fp32 and bf16)
                 model = model.to(memory_format=torch.channels_last)
         settings = TrainSettings(
             epochs=epochs if epochs is not None else cfg.epochs_at(stage), batch_size=cfg.batch_size, optimizer=cfg.optimizer, lr=cfg.lr,
             momentum=cfg.momentum, weight_decay=cfg.weight_decay, lr_milestone=cfg.lr_milestone,
             head_kind=head_kind, head_weight=cfg.head_weight, margin=cfg.margin,
-            head_stop_fraction=cfg.head_stop_fraction, augment=ds.augment,
+            head_stop_fraction=cfg.head_stop_fraction, augment=ds.augment, precision=self.precision,
         )
         idx = self._t(indices)
         label = "task learner" + (" + loss head" if head_kind == "margin" else " + Ranker" if head_kind == "ranking" else "")
@@ -326,6 +330,7 @@ class ActiveLearner:
             adversary_weight=cfg.adversary_weight, kl_reduction=cfg.kl_reduction, latent_dim=cfg.latent_dim,
             vae_preset=cfg.vae_preset, rank_conditioned=needs.vae == "rank_conditioned",
             discriminator_rank_input=cfg.discriminator_rank_input, uniform_rank_steps=cfg.uniform_rank_steps,
+            precision=self.precision,
         )
         if ds.kind == "image":  # the MLP VAE for 2-d data keeps its own hidden width
             overrides["vae_width"] = cfg.vae_width
@@ -339,8 +344,8 @@ class ActiveLearner:
             ds = self.dataset
             rank_l = rank_u = None
             if needs.vae == "rank_conditioned":
-                rank_l = self._predict(trained, ds.x_train[self._t(labeled)]).predicted_loss
-                rank_u = self._predict(trained, ds.x_train[self._t(candidates)]).predicted_loss
+                rank_l = self._pool_predictions(trained, "labeled", labeled).predicted_loss
+                rank_u = self._pool_predictions(trained, "candidates", candidates).predicted_loss
                 rank_l, rank_u = (torch.as_tensor(r, device=self.device) for r in (rank_l, rank_u))
             with rng.seeded(self.config.seed, self.stage, "vaal-global", self.device):
                 self._cache[key] = adversarial.train_vaal(
@@ -371,7 +376,7 @@ class ActiveLearner:
                 vae = adversarial.train_unsupervised_vae(
                     ds.x_train, ds.normalize, epochs=cfg.unsupervised_vae_epochs, latent_dim=cfg.latent_dim,
                     width=cfg.vae_width, seed=cfg.seed, device=self.device,
-                    progress=lambda f, msg: progress(PHASE_UNSUP_VAE, f, msg),
+                    progress=lambda f, msg: progress(PHASE_UNSUP_VAE, f, msg), precision=self.precision,
                 )
             self._unsupervised_vae = vae
             self._unsupervised_mu = adversarial.encode_mu(vae, ds.x_train, ds.normalize).float()
@@ -395,6 +400,17 @@ class ActiveLearner:
         return adversarial.encode_mu(vae, self.dataset.x_train[self._t(indices)], self.dataset.normalize).float().cpu().numpy()
 
     # -- inference helpers -------------------------------------------------------------------------
+    def _pool_predictions(self, trained: TrainedTask, which: str, indices) -> Predictions:
+        """``trained``'s predictions (with the true loss) for this stage's labeled set or candidates, computed
+        once per stage and shared by the Ranker inputs, the scores, the features and the likelihoods."""
+        key = ("pred", id(trained), which)
+        if key not in self._cache:
+            idx = self._t(indices)
+            extra = self._raw_mu_of(indices) if trained.head is not None and trained.head.extra_dim else None
+            self._cache[key] = self._predict(trained, self.dataset.x_train[idx], y=self.dataset.y_train[idx],
+                                             extra=extra)
+        return self._cache[key]
+
     def _t(self, indices) -> torch.Tensor:
         return torch.as_tensor(np.asarray(indices), dtype=torch.long, device=self.device)
 
@@ -438,12 +454,7 @@ class _StageContext:
     def predictions(self) -> Predictions:
         lr = self._learner
 
-        def run():
-            idx = lr._t(self.candidates)
-            extra = lr._raw_mu_of(self.candidates) if self._trained.head is not None and self._trained.head.extra_dim else None
-            return lr._predict(self._trained, lr.dataset.x_train[idx], y=lr.dataset.y_train[idx], extra=extra)
-
-        return self._once("pred", run)
+        return self._once("pred", lambda: lr._pool_predictions(self._trained, "candidates", self.candidates))
 
     def mc_probs(self) -> np.ndarray:
         lr = self._learner
@@ -458,10 +469,9 @@ class _StageContext:
         strategy = get_strategy(self._method)
 
         def run():
-            ds = lr.dataset
             parts = []
-            for idx in (self.candidates, self.labeled):
-                emb = lr._predict(self._trained, ds.x_train[lr._t(idx)]).embedding
+            for which, idx in (("candidates", self.candidates), ("labeled", self.labeled)):
+                emb = lr._pool_predictions(self._trained, which, idx).embedding
                 feats = torch.as_tensor(emb, device=lr.device)
                 if strategy.needs.features == "task+vae":
                     feats = torch.cat([feats, lr._mu_of(idx)], dim=1)

@@ -57,6 +57,7 @@ class StageRecord:
     selection_gain: np.ndarray = field(default_factory=_empty)
     greedy: bool = False  # core-set / MedAL: scores are re-computed after each pick
     device: str = ""  # where this stage ran ("cpu", "cuda", ...): a run may resume on another device
+    precision: str = "fp32"  # training precision ("fp32" or "bf16"); selection is always scored in fp32
     task_dropout: float = 0.0  # dropout rate of the task learner this stage trained
     task_init: str = "random"  # the task learner's initial weights: "random" or "imagenet"
 

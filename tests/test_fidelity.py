@@ -113,7 +113,7 @@ def _bf16_training(monkeypatch):
     """Make training autocast to bf16 on the CPU, as it does on CUDA."""
     from tavaal_core import training
 
-    monkeypatch.setattr(training, "autocast", lambda device: torch.autocast("cpu", dtype=torch.bfloat16))
+    monkeypatch.setattr(training, "autocast", lambda device, precision="auto": torch.autocast("cpu", dtype=torch.bfloat16))
 
 
 def test_scores_are_fp32_when_training_runs_in_bf16(monkeypatch, digits_dataset):
@@ -287,3 +287,40 @@ def test_strategies_credit_the_right_authors():
     assert get_strategy("tavaal").paper.startswith("Kim, Park, Kim & Chun")
     for method in available_methods():
         assert "seed 004" not in get_strategy(method).paper.lower()
+
+
+# -- issue 12: precision recorded, selection in fp32, each pool predicted once a stage ---------------------
+@pytest.mark.skipif(not __import__("tavaal_core.training", fromlist=["x"]).cpu_supports_bf16(),
+                    reason="this CPU has no native bf16")
+def test_bf16_training_records_its_precision_and_still_scores_in_fp32(digits_dataset):
+    records = {}
+    for precision in ("bf16", "fp32"):
+        learner = ActiveLearner(fast("digits", "lloss", stages=1, budget=20, subset_factor=25, precision=precision),
+                                dataset=digits_dataset).start()
+        records[precision] = learner.step()
+    assert records["bf16"].precision == "bf16" and records["fp32"].precision == "fp32"
+    l_hat = records["bf16"].candidate_predicted_loss
+    assert l_hat.dtype == np.float32 and len(np.unique(l_hat)) == len(l_hat)
+    assert abs(records["bf16"].accuracy - records["fp32"].accuracy) < 0.15, (records["bf16"].accuracy,
+                                                                            records["fp32"].accuracy)
+
+
+def test_auto_precision_keeps_the_mlp_in_fp32():
+    from tavaal_core.training import resolve_precision
+
+    assert resolve_precision("auto", torch.device("cpu"), "mlp") == "fp32"
+    assert resolve_precision("fp32", torch.device("cpu"), "cnn") == "fp32"
+
+
+def test_each_pool_is_predicted_once_per_stage(monkeypatch, digits_dataset):
+    import tavaal_core.engine as engine
+
+    sizes = []
+    original = engine.predict
+    monkeypatch.setattr(engine, "predict", lambda model, x, *a, **k: sizes.append(len(x)) or original(model, x, *a, **k))
+    learner = ActiveLearner(fast("digits", "tavaal", stages=1), dataset=digits_dataset).start()
+    record = learner.step()
+    # test set, labeled set, candidates, analysis sample: once each (the Ranker's r, the scores and the
+    # labeled likelihood share them)
+    assert sorted(sizes) == sorted([len(digits_dataset.y_test), record.labeled_count, len(record.candidates),
+                                    len(record.analysis_indices)])
