@@ -218,6 +218,10 @@ def _dataset_options(where, name: str, form: Form) -> dict:
 
 
 IMAGE_DEFAULT_DATASET = "digits"
+# The stage explorer's VAE for the small-CNN demos: 16 channels in the first conv (the core's default is 32,
+# VAAL's reference VAE 128). A Step with VAAL and TA-VAAL on MNIST-5k spends most of its time training
+# their VAEs; half the width costs about half (bench/bench_browser.py --page explorer). A visible setting.
+DEMO_VAE_WIDTH = 16
 
 
 def image_defaults(name: str) -> dict:
@@ -227,7 +231,9 @@ def image_defaults(name: str) -> dict:
     out = {"img_dataset": name, "img_methods": IMAGE_METHODS, "img_imbalance": 1.0,
            f"img_model_{name}": defaults["model"], f"img_initial_{name}": defaults["initial_size"],
            f"img_budget_{name}": defaults["budget"], f"img_epochs_{name}": min(defaults["task_epochs"], 30),
-           f"img_epochs_inc_{name}": 0, f"img_vae_epochs_{name}": 15, "img_seed": 0, "img_random_init": False}
+           f"img_epochs_inc_{name}": 0, f"img_vae_epochs_{name}": defaults["vae_epochs"],
+           f"img_vae_width_{name}": DEMO_VAE_WIDTH if defaults["model"] == "cnn" else 32, "img_seed": 0,
+           "img_random_init": False}
     for opt, default in dataset_info(name)["options"].items():
         if opt not in ("seed", "download"):
             out[f"img_opt_{name}_{opt}"] = str(default) if opt == "root" else default
@@ -259,7 +265,7 @@ def image_config(values: dict) -> Settings:
         imbalance_ratio=ratio if ratio > 1 else None, model=model, pretrained=pretrained,
         initial_size=int(v[f"img_initial_{name}"]), budget=int(v[f"img_budget_{name}"]), stages=MAX_STAGES,
         task_epochs=int(v[f"img_epochs_{name}"]), task_epochs_increment=int(v[f"img_epochs_inc_{name}"]),
-        vae_epochs=int(v[f"img_vae_epochs_{name}"]), seed=int(v["img_seed"]),
+        vae_epochs=int(v[f"img_vae_epochs_{name}"]), vae_width=int(v[f"img_vae_width_{name}"]), seed=int(v["img_seed"]),
     )
     if not methods:
         raise ConfigError("methods", "choose at least one method")
@@ -317,8 +323,14 @@ def image_settings(where=None) -> tuple[Settings, Form]:
     _number(c2, "+ per stage", f"img_epochs_inc_{name}", d[f"img_epochs_inc_{name}"], 0, 1000,
             help="Epochs added at each later stage (Godwin et al. 2022: 10 at the first stage, 5 more each stage).")
     _number(c3, "VAE epochs", f"img_vae_epochs_{name}", d[f"img_vae_epochs_{name}"], 1, 1000,
-            help="VAE + discriminator epochs for VAAL / TA-VAAL (papers: 100; 15 keeps a CPU stage short).")
+            help="VAE + discriminator epochs for VAAL / TA-VAAL (papers: 100; the demo default keeps a CPU "
+                 "stage short).")
     form.slot("task_epochs", "task_epochs_increment", "vae_epochs")
+    _number(where, "VAE width", f"img_vae_width_{name}", d[f"img_vae_width_{name}"], 1, 1024,
+            help="Channels of the VAE's first conv layer (doubling at each layer). VAAL's reference VAE: 128; "
+                 f"the core's default: 32; the demo: {DEMO_VAE_WIDTH}, so a Step with VAAL and TA-VAAL stays short "
+                 "on a CPU.")
+    form.slot("vae_width")
     _number(where, "Seed", "img_seed", d["img_seed"], 0, 2**31 - 1)
     form.slot("seed")
     values = {k: st.session_state.get(k) for k in d}

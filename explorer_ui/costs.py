@@ -23,8 +23,10 @@ def remember(session) -> None:
     for method, learner in session.learners.items():
         if learner.records:
             n = len(learner.pool.labeled) + len(learner.pool.unlabeled)
-            _measured()[_key(session.config, method, learner.device)] = costs.rates_from_record(
-                session.config, learner.records[-1], n)
+            key = _key(session.config, method, learner.device)
+            # merged: a stage whose task model was shared measured no task training
+            _measured()[key] = {**_measured().get(key, {}),
+                                **costs.rates_from_record(session.config, learner.records[-1], n)}
 
 
 def _fmt(seconds: float) -> str:

@@ -106,6 +106,7 @@ def image_params(dataset: str) -> tuple[Param, ...]:
         Param("epochs", f"img_epochs_{dataset}", "int", 1, 1000),
         Param("epochs_inc", f"img_epochs_inc_{dataset}", "int", 0, 1000),
         Param("vae_epochs", f"img_vae_epochs_{dataset}", "int", 1, 1000),
+        Param("vae_width", f"img_vae_width_{dataset}", "int", 1, 1024),
         Param("seed", "img_seed", "int", 0, 2**31 - 1),
         Param("random_init", "img_random_init", "bool"),
     ]
@@ -245,9 +246,15 @@ def copy_link_button(link: str, where=None) -> None:
     """A button that copies ``link`` to the clipboard (the address bar holds it too)."""
     body = (f'<button class="tavaal-copy-link" type="button" data-link="{html.escape(link, quote=True)}" '
             'title="Copy a link that reopens this page with these settings, methods, seed and stage">'
-            '<span aria-hidden="true">🔗</span> Copy link</button>' + _COPY_SCRIPT)
+            f'{_LINK_ICON} Copy link</button>' + _COPY_SCRIPT)
     (where or st).html(body, unsafe_allow_javascript=True)
 
+
+# A chain-link glyph drawn inline (headless browsers and some projector laptops lack an emoji font).
+_LINK_ICON = ('<svg aria-hidden="true" width="15" height="15" viewBox="0 0 24 24" fill="none" stroke="currentColor" '
+              'stroke-width="2.2" stroke-linecap="round" style="vertical-align:-2px;margin-right:4px">'
+              '<path d="M10 13a5 5 0 0 0 7.07 0l3-3a5 5 0 0 0-7.07-7.07l-1.5 1.5"/>'
+              '<path d="M14 11a5 5 0 0 0-7.07 0l-3 3a5 5 0 0 0 7.07 7.07l1.5-1.5"/></svg>')
 
 # One delegated listener for every Copy link button (installed once per browser tab). The clipboard API
 # needs a secure context (https or localhost); elsewhere the old execCommand path, then a prompt.
@@ -269,7 +276,7 @@ if (!window.__tavaalCopyLink) {
     if (!ok) { window.prompt("Copy this link:", link); return; }
     button.dataset.copied = link;
     const label = button.innerHTML;
-    button.innerHTML = "✓ Link copied";
+    button.innerHTML = "Link copied";
     setTimeout(() => { button.innerHTML = label; }, 1800);
   });
 }

@@ -93,7 +93,8 @@ class LiveSession:
             raise ConfigError("methods", "choose at least one method")
         ds = dataset_for(config)
         config = fit_stages(config, pool_size(config, ds))
-        learners = {m: ActiveLearner(config.with_(method=m), dataset=ds).start() for m in methods}
+        shared: dict = {}  # task models trained on the same labels are trained once (engine: ``shared``)
+        learners = {m: ActiveLearner(config.with_(method=m), dataset=ds, shared=shared).start() for m in methods}
         first = learners[methods[0]]
         meta = DatasetMeta.from_dataset(first.dataset)
         source = Source(key, title, meta, {m: lrn.records for m, lrn in learners.items()}, learners, config=config)

@@ -53,6 +53,7 @@ class TrainedTask:
     task_loss_history: list[float]
     seconds: float
     init: str = "random"  # "imagenet" when ImageNet weights were loaded
+    shared: bool = False  # trained by another learner of the session on the same labels (not here)
 
 
 @dataclass
@@ -76,7 +77,11 @@ class ActiveLearner:
     >>> record = learner.step()
     """
 
-    def __init__(self, config: ExperimentConfig, dataset: Dataset | None = None):
+    def __init__(self, config: ExperimentConfig, dataset: Dataset | None = None, shared: dict | None = None):
+        """``shared``: one dict handed to every learner of a session whose configs differ only in ``method``
+        (same data and seed). Task models trained on the same labeled set with the same needs are then
+        trained once and shared, e.g. random, core-set and VAAL at stage 0; results are unchanged, since a
+        task model depends only on (seed, stage, labeled set, needs). Ignored with ``warm_start``."""
         self.config = config.resolve()
         self.device = resolve_device(self.config.device, self.config.deterministic)
         self.precision = resolve_precision(self.config.precision, self.device, self.config.model)
@@ -88,6 +93,7 @@ class ActiveLearner:
         self._warm: dict = {}  # head kind -> last stage's trained task model (warm_start)
         self._unsupervised_vae = None  # Godwin et al. 2022: one per trial, reused across stages
         self._oracle: OracleResult | None = None
+        self._shared = shared
 
     # -- set-up ------------------------------------------------------------------------------------
     def start(self) -> "ActiveLearner":
@@ -211,7 +217,8 @@ class ActiveLearner:
             t = time.perf_counter()
         dropout = cfg.dropout_for(method)
         trained = self._task_model(labeled, needs.head, extra_vae, dropout, progress)
-        timings[PHASE_TASK] = time.perf_counter() - t
+        if not trained.shared:  # a shared model cost this stage nothing: no task-training time to report
+            timings[PHASE_TASK] = time.perf_counter() - t
 
         t = time.perf_counter()
         test_preds = self._predict(trained, ds.x_test, extra=None if not extra_vae else self._mu(ds.x_test))
@@ -277,10 +284,30 @@ class ActiveLearner:
     def _task_model(self, labeled, head_kind: str, extra_vae: bool, dropout: float, progress) -> TrainedTask:
         key = ("task", head_kind, extra_vae, dropout)
         if key not in self._cache:
-            self._cache[key] = self._train_task(labeled, head_kind, extra_vae, dropout, self.stage, progress)
+            shared_key = self._shared_key(labeled, key)
+            trained = self._shared.get(shared_key) if shared_key is not None else None
+            if trained is None:
+                trained = self._train_task(labeled, head_kind, extra_vae, dropout, self.stage, progress)
+                if shared_key is not None:
+                    for old in [k for k in self._shared if k[1] != self.stage]:  # only this stage's models
+                        del self._shared[old]
+                    self._shared[shared_key] = trained
+            else:
+                trained = dataclasses.replace(trained, seconds=0.0, shared=True)
+            self._cache[key] = trained
             if self.config.warm_start:
                 self._warm[key[1:]] = self._cache[key]
         return self._cache[key]
+
+    def _shared_key(self, labeled, key) -> tuple | None:
+        """The key of a task model in the session's shared dict (None: not shared)."""
+        if self._shared is None or self.config.warm_start:
+            return None
+        import hashlib
+
+        same = self.config.with_(method="random").to_json()  # every field but the method
+        digest = hashlib.sha1(np.sort(np.asarray(labeled, np.int64)).tobytes()).hexdigest()
+        return (same, self.stage, digest) + key
 
     def _train_task(self, indices, head_kind, extra_vae, dropout, stage, progress, epochs=None) -> TrainedTask:
         cfg, ds = self.config, self.dataset
