@@ -114,11 +114,9 @@ def panel(source: Source, stage: int) -> None:
                 facts.append(f"rank **{exp.rank}** of {exp.candidates} candidates; the first {exp.budget} are picked")
             if facts:
                 st.caption(" · ".join(facts))
-            if exp.terms:
-                st.dataframe(pd.DataFrame([{"Quantity": t.name, "Value": t.value, "Among the candidates": t.note}
-                                           for t in exp.terms]),
-                             hide_index=True, width="stretch",
-                             column_config={"Value": st.column_config.NumberColumn(format="%.4g")})
+            if exp.terms:  # a plain table: readable on a projector, nothing to scroll
+                st.table(pd.DataFrame([{"Quantity": t.name, "Value": _num(t.value), "Among the candidates": t.note}
+                                       for t in exp.terms]).set_index("Quantity"))
         _other_methods(source, method, stage, index)
 
 
@@ -138,15 +136,18 @@ def learner_at(source: Source, method: str, stage: int) -> ActiveLearner | None:
     return learner
 
 
+def _num(x) -> str:
+    return "" if x is None or not np.isfinite(x) else f"{x + 0.0:.4g}"
+
+
 def _rank_table(rows: list[dict], base: str) -> None:
     table = pd.DataFrame([{
         "Method": method_label(r["method"]) + (" (this panel)" if r["method"] == base else ""),
         "Rank": f"{r['rank']} of {r['candidates']}" if r["rank"] is not None else r["status"],
         "Picked": "yes" if r["picked"] else "no",
-        "Score": r["score"], "Score is": r["score_name"],
+        "Score": _num(r["score"]), "Score is": r["score_name"],
     } for r in sorted(rows, key=lambda r: (r["rank"] is None, r["rank"] or 0))])
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"Score": st.column_config.NumberColumn(format="%.4g")})
+    st.table(table.set_index("Method"))
 
 
 def _other_methods(source: Source, method: str, stage: int, index: int) -> None:
@@ -155,8 +156,8 @@ def _other_methods(source: Source, method: str, stage: int, index: int) -> None:
     st.markdown("**The same sample under every other method** (from the same labeled set)")
     here = source.at(stage)
     if stage == 0 and len(here) > 1 and same_state(here):  # stage 0: every method starts from the same labels
-        _rank_table(compare_ranks(here, index), method)
-        st.caption("At stage 0 every method of the session scored the same candidates from the same labels.")
+        st.caption("At stage 0 every method of the session scored the same candidates from the same labels: "
+                   "their ranks need no what-if.")
     names = available_methods()
     is_images = source.meta.images is not None
     default = list(dict.fromkeys([method] + (source.methods if is_images else names)))
@@ -166,6 +167,8 @@ def _other_methods(source: Source, method: str, stage: int, index: int) -> None:
     cache = st.session_state.setdefault("_why_what_if", {})
     key = (source.uid, method, stage, tuple(sorted(picked)))
     result = cache.get(key)
+    if result is None and stage == 0 and all(m in here for m in picked) and same_state(here):
+        result = {m: here[m] for m in picked}  # the session's own stage-0 records are that what-if
     if result is None:
         if is_images:
             from .costs import estimate_what_if

@@ -60,8 +60,9 @@ if not changed:
 else:
     changes = {"moons_seed": int(seed), "moons_noise": float(noise)} if spec.page == "moons" else {"img_seed": int(seed)}
     settings = lesson.spec_settings(spec, changes)
-    st.info("Your settings differ from the shipped replay: these stages are computed live (the same every time "
-            "for the same settings).", icon=":material/refresh:")
+    st.info(("The shipped replay is missing (scripts/make_lesson_assets.py writes it): these stages are computed live."
+             if replay is None else "Your settings differ from the shipped replay: these stages are computed live "
+                                    "(the same every time for the same settings)."), icon=":material/refresh:")
     session = play.restore(f"lesson-{spec.name}", spec.title, settings, spec.stages)
     source = session.source if session is not None else None
     if session is not None and spec.page == "moons":

@@ -25,12 +25,13 @@ from .records import StageRecord
 # simulated protanopia, deuteranopia and tritanopia (tests/test_figures.py).
 CLASS_COLORS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#882255", "#999933",
                 "#332288", "#DDCC77"]
-# Families share a hue (core-set greens, learning-loss oranges / sand, VAAL vermillion); TA-VAAL gets the
-# strongest blue; the four default methods (random, core-set, VAAL, TA-VAAL) are the most distinct.
-METHOD_COLORS = {"random": "#8c8c8c", "entropy": "#56B4E9", "bald": "#332288", "coreset": "#009E73",
-                 "medal": "#44AA99", "coreset_vae": "#117733", "medal_vae": "#999933", "lloss": "#E69F00",
-                 "lloss_v2": "#DDCC77", "lloss_vae": "#AA4499", "vaal": "#D55E00", "tavaal": "#0072B2",
-                 "vaal_lloss": "#CC79A7"}
+# Families share a hue (core-set greens, learning-loss reds, VAAL ambers); TA-VAAL gets the strongest colour.
+# The four default methods (random, core-set, VAAL, TA-VAAL) were chosen to stay apart for every colour-vision
+# deficiency (minimum CIE76 difference about 40; tests/test_figures_teaching.py).
+METHOD_COLORS = {"random": "#bbbbbb", "entropy": "#56B4E9", "bald": "#0072B2", "coreset": "#117733",
+                 "medal": "#44AA99", "coreset_vae": "#999933", "medal_vae": "#88CCEE", "lloss": "#D55E00",
+                 "lloss_v2": "#CC6677", "lloss_vae": "#882255", "vaal": "#E69F00", "tavaal": "#6a3d9a",
+                 "vaal_lloss": "#DDCC77"}
 _SPARE_COLORS = ["#882255", "#661100", "#6699CC", "#888888", "#117733", "#AA4466", "#4477AA"]
 PICK_COLOR = "#111111"
 USER_COLOR = "#d4008f"

@@ -92,7 +92,7 @@ def test_a_link_with_a_sample_opens_its_explanation(from_link):
     text = " ".join(m.value for m in at.markdown)
     assert f"Core-set picked #{pick} (1st of its 10 picks at stage 1)" in text
     assert at.query_params["why"] == f"coreset:{pick}"
-    names = [row for row in at.dataframe[0].value["Quantity"]]
+    names = list(at.table[0].value.index)
     assert any(n.startswith("Distance when picked") for n in names)
 
 
