@@ -121,6 +121,8 @@ def _standing(record: StageRecord, name: str, value: float, low_is_notable: bool
     word = "lower" if low_is_notable else "higher"
     if beaten >= others:
         return f"{word} than all {others} other candidates"
+    if beaten == 0:  # at the other end (ties included)
+        return f"the {'highest' if low_is_notable else 'lowest'} among the {finite.size} candidates"
     return f"{word} than {beaten / others:.0%} of the other candidates"
 
 

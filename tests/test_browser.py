@@ -255,7 +255,7 @@ def test_walk_the_lesson_with_next_in_presenter_mode(page, app_url):
         pg.set_default_timeout(180_000)
         pg.goto(app_url + "lesson?present=1", wait_until="domcontentloaded")
         settle(pg)
-        assert pg.locator('[data-testid="stSidebar"][aria-expanded="false"]').count() == 1  # presenter: collapsed
+        assert pg.locator('[data-testid="stExpandSidebarButton"]').is_visible()  # presenter: sidebar collapsed
         for i, step in enumerate(STEPS):
             pg.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', state="visible")
             assert f"{i + 1}. {step.title}" in pg.locator("h3").all_inner_texts()
