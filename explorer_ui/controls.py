@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from tavaal_core import ConfigError, ExperimentConfig, TavaalError, available_methods, get_strategy
-from tavaal_core.config import DATASET_DEFAULTS, MODELS
+from tavaal_core.config import DATASET_DEFAULTS, MODELS, SEGMENTATION_MODELS
 from tavaal_core.data import dataset_info
 from tavaal_core.figures import method_label
 
@@ -17,7 +17,8 @@ MOONS_METHODS = ["random", "coreset", "vaal", "tavaal"]
 IMAGE_METHODS = ["random", "coreset", "vaal", "tavaal"]
 MAX_STAGES = 30
 MODEL_LABELS = {"mlp": "MLP", "cnn": "Small CNN (fast on a CPU)", "resnet18": "ResNet-18 (CIFAR stem)",
-                "resnet18_imagenet": "ResNet-18 (ImageNet stem)"}
+                "resnet18_imagenet": "ResNet-18 (ImageNet stem)", "encdec": "Small encoder-decoder (fast on a CPU)",
+                "drn": "Dilated ResNet (DRN-C-26-like, GPU)"}
 
 
 class Form:
@@ -184,7 +185,7 @@ def moons_settings(where=None) -> tuple[Settings, Form]:
 def image_datasets() -> list[str]:
     from tavaal_core import available_datasets
 
-    return [d for d in available_datasets() if dataset_info(d)["kind"] == "image"]
+    return [d for d in available_datasets() if dataset_info(d)["kind"] in ("image", "segmentation")]
 
 
 def _dataset_options(where, name: str, form: Form) -> dict:
@@ -197,8 +198,9 @@ def _dataset_options(where, name: str, form: Form) -> dict:
             continue
         if opt == "root":
             widget_default(key, str(default))
+            layout = {"cityscapes": "Cityscapes' own layout (leftImg8bit/, gtFine/)"}.get(name, "torchvision's layout")
             options[opt] = where.text_input("Data folder (root)", key=key, on_change=keep(key),
-                                            help="Folder holding the files in torchvision's layout.")
+                                            help=f"Folder holding the files in {layout}.")
         elif opt == "path":
             widget_default(key, "")
             options[opt] = where.text_input("Path to the .npz file", key=key, on_change=keep(key)) or None
@@ -210,6 +212,10 @@ def _dataset_options(where, name: str, form: Form) -> dict:
         elif isinstance(default, bool):
             widget_default(key, default)
             options[opt] = where.checkbox(opt.replace("_", " "), key=key, on_change=keep(key))
+        elif isinstance(default, int):
+            widget_default(key, int(default))
+            options[opt] = int(where.number_input(opt.replace("_", " "), min_value=1, step=1, key=key,
+                                                  on_change=keep(key)))
         elif isinstance(default, str):
             widget_default(key, default)
             options[opt] = where.text_input(opt.replace("_", " "), key=key, on_change=keep(key))
@@ -252,7 +258,8 @@ def image_config(values: dict) -> Settings:
         options["path"] = None
     if "seed" in dataset_info(name)["options"]:
         options["seed"] = int(v["img_seed"])
-    ratio = float(v["img_imbalance"])
+    segmentation = dataset_info(name)["kind"] == "segmentation"
+    ratio = 1.0 if segmentation else float(v["img_imbalance"])  # no class cuts for scenes
     model = v[f"img_model_{name}"]
     pretrained = None
     if model == "resnet18_imagenet":
@@ -293,12 +300,14 @@ def image_settings(where=None) -> tuple[Settings, Form]:
     methods = methods_select("img_methods", d["img_methods"], where)
     form.slot("methods", "method")
     describe_methods(methods, where)
-    widget_default("img_imbalance", d["img_imbalance"])
-    where.number_input("Imbalance ratio", min_value=1.0, max_value=1000.0, step=1.0, key="img_imbalance",
-                       on_change=keep("img_imbalance"),
-                       help="1 = as is. r > 1 keeps 1/r of the first half of the classes (TA-VAAL's setting).")
+    segmentation = dataset_info(name)["kind"] == "segmentation"
+    if not segmentation:  # class cuts are for image classification; a scene holds every class
+        widget_default("img_imbalance", d["img_imbalance"])
+        where.number_input("Imbalance ratio", min_value=1.0, max_value=1000.0, step=1.0, key="img_imbalance",
+                           on_change=keep("img_imbalance"),
+                           help="1 = as is. r > 1 keeps 1/r of the first half of the classes (TA-VAAL's setting).")
     form.slot("imbalance_ratio", "class_counts")
-    models = [m for m in MODELS if m != "mlp"]
+    models = [m for m in MODELS if m != "mlp" and (m in SEGMENTATION_MODELS) == segmentation]
     widget_default(f"img_model_{name}", d[f"img_model_{name}"])
     where.selectbox("Task model", models, key=f"img_model_{name}", format_func=MODEL_LABELS.get,
                     on_change=keep(f"img_model_{name}"))

@@ -118,6 +118,8 @@ def image_params(dataset: str) -> tuple[Param, ...]:
             params.append(Param(opt, key, "str"))
         elif isinstance(default, bool) and opt != "download":
             params.append(Param(opt, key, "bool"))
+        elif isinstance(default, int) and opt != "seed":
+            params.append(Param(opt, key, "int", 1, 100000))
     return tuple(params)
 
 

@@ -166,6 +166,18 @@ def image_grid(images: list[np.ndarray], captions: list[str], per_row: int = 10,
             col.image(img, caption=cap, width=width)
 
 
+def device_note(config) -> None:
+    """Where this page's stages run, and in which precision (a caption)."""
+    from tavaal_core import TavaalError
+    from tavaal_core.training import describe_device
+
+    resolved = config.resolve()
+    try:
+        st.caption(describe_device(resolved.device, resolved.model, resolved.precision))
+    except TavaalError as e:  # a device or precision this machine lacks: say so
+        st.caption(str(e))
+
+
 def score_rule(record) -> str:
     """How a record's scores explain its picks, in words (caption text)."""
     if record.greedy:
@@ -174,10 +186,44 @@ def score_rule(record) -> str:
     return f"{'higher' if record.higher_is_better else 'lower'} is picked first"
 
 
+def _mask_tile(meta, mask: np.ndarray, size: int = 64) -> np.ndarray:
+    tile = figures.colorize_mask(mask, meta.num_classes, meta.background_class)  # (H, W, 3)
+    rep = max(1, size // max(tile.shape[:2]))
+    return tile.repeat(rep, axis=0).repeat(rep, axis=1)
+
+
+def mask_legend(meta) -> None:
+    """The class colours of the masks, as one line of coloured names."""
+    chips = []
+    for k, name in enumerate(meta.class_names):
+        rgb = figures.colorize_mask(np.array([[k]]), meta.num_classes, meta.background_class)[0, 0]
+        chips.append(f"<span style='display:inline-block;width:0.9em;height:0.9em;background:rgb({rgb[0]},{rgb[1]},"
+                     f"{rgb[2]});border:1px solid #999;margin-right:0.25em;vertical-align:middle'></span>{name}")
+    chips.append("<span style='display:inline-block;width:0.9em;height:0.9em;background:#fff;border:1px solid #999;"
+                 "margin-right:0.25em;vertical-align:middle'></span>no label (ignored)")
+    st.markdown(" &nbsp; ".join(chips), unsafe_allow_html=True)
+
+
+def segmentation_gallery(meta, record, limit: int = 8) -> None:
+    """Each pick as a row of three: the image, its true mask, the mask the stage's model predicted."""
+    scores = analysis.pick_scores(record)
+    predicted = record.selected_predicted_masks
+    shown = record.selected[:min(limit, len(predicted))]
+    per_row = 3  # picks per row, three tiles each
+    for start in range(0, len(shown), per_row):
+        cols = st.columns(3 * per_row, gap="small")
+        for j, i in enumerate(shown[start:start + per_row]):
+            pos = start + j
+            score = f" · {scores[pos]:.3g}" if pos < len(scores) else ""
+            cols[3 * j].image(_tile(meta.images[i]), caption=f"#{int(i)}{score}", width=72)
+            cols[3 * j + 1].image(_mask_tile(meta, meta.masks[i]), caption="true", width=72)
+            cols[3 * j + 2].image(_mask_tile(meta, predicted[pos]), caption="predicted", width=72)
+
+
 def gallery(source: Source, stage: int, methods: list[str] | None = None, limit: int = 20,
             clickable: bool = True) -> None:
     """The images each method picked at ``stage``, in pick order, with their true label and score; a click
-    on a tile opens its explanation."""
+    on a tile opens its explanation (segmentation: each pick beside its true and its predicted mask)."""
     from . import why
 
     meta = source.meta
@@ -185,10 +231,18 @@ def gallery(source: Source, stage: int, methods: list[str] | None = None, limit:
         st.info("This dataset has no images to show.")
         return
     recs = source.at(stage, methods)
+    if meta.segmentation and recs:
+        mask_legend(meta)
     for m, r in recs.items():
         scores = analysis.pick_scores(r)
         label = f"**{method_label(m)}** · picked {len(r.selected)} · score: {r.score_name} ({score_rule(r)})"
         st.markdown(label)
+        if meta.segmentation:
+            segmentation_gallery(meta, r, limit=min(limit, 9))
+            if len(r.selected) > min(limit, 9, len(r.selected_predicted_masks)):
+                st.caption(f"First {min(limit, 9, len(r.selected_predicted_masks))} of {len(r.selected)} picks shown; "
+                           "the masks are the stage's model's predictions (before the pick is labeled).")
+            continue
         shown = r.selected[:limit]
         fig = figures.image_gallery(meta.images, shown, meta.labels, meta.class_names, scores[:limit], method=m)
         key = f"gallery_{m}"
@@ -203,6 +257,21 @@ def initial_gallery(source: Source, labeled, limit: int = 40) -> None:
     """The labeled images every method starts from, with their labels and the class counts."""
     meta = source.meta
     if meta.images is None or not len(labeled):
+        return
+    if meta.segmentation:
+        counts = meta.pixel_counts[np.asarray(labeled)].sum(0)
+        share = 100 * counts / max(counts.sum(), 1)
+        st.markdown(f"**The {len(labeled)} labeled images every method starts from**, with their masks · pixels per "
+                    "class: " + ", ".join(f"{meta.class_names[k]}: {p:.1f}%" for k, p in enumerate(share)))
+        mask_legend(meta)
+        shown = np.asarray(labeled)[:min(limit, 24)]
+        tiles, caps = [], []
+        for i in shown:
+            tiles += [_tile(meta.images[i]), _mask_tile(meta, meta.masks[i])]
+            caps += [f"#{int(i)}", "mask"]
+        image_grid(tiles, caps, per_row=12, width=56)
+        if len(labeled) > len(shown):
+            st.caption(f"First {len(shown)} of {len(labeled)} shown.")
         return
     counts = np.bincount(meta.labels[labeled], minlength=meta.num_classes)
     st.markdown(f"**The {len(labeled)} labeled images every method starts from** · per class: "
@@ -232,10 +301,17 @@ def accuracy_table(source: Source, stage: int) -> None:
         if i % per_row == 0:
             cols = st.columns(per_row)
         col = cols[i % per_row]
-        prev = source.records[m][stage - 1].accuracy if stage > 0 else None
-        delta = f"{(r.accuracy - prev) * 100:+.1f} pts" if prev is not None else None
-        col.metric(method_label(m), f"{r.accuracy:.1%}", delta=delta,
-                   help=f"Test accuracy of the model trained on {r.labeled_count} labels at stage {stage}.")
+        prev = source.records[m][stage - 1].metric if stage > 0 else None
+        delta = f"{(r.metric - prev) * 100:+.1f} pts" if prev is not None else None
+        if r.metric_name == "mean_iou":
+            per_class = ", ".join(f"{n} {v:.0%}" for n, v in zip(source.meta.class_names, r.per_class_iou)
+                                  if np.isfinite(v))
+            col.metric(f"{method_label(m)} · mean IoU", f"{r.mean_iou:.1%}", delta=delta,
+                       help=f"Test mean IoU of the model trained on {r.labeled_count} labeled images at stage {stage} "
+                            f"(pixel accuracy {r.accuracy:.1%}). Per class: {per_class}.")
+        else:
+            col.metric(method_label(m), f"{r.accuracy:.1%}", delta=delta,
+                       help=f"Test accuracy of the model trained on {r.labeled_count} labels at stage {stage}.")
 
 
 # -- feature map ---------------------------------------------------------------------------------------------
@@ -362,20 +438,42 @@ def class_balance(source: Source, stage: int, methods: list[str]) -> None:
     chart(figures.class_entropy_bars(records, title="Class entropy of the labeled set, per stage"), key="entropy",
           what="class-entropy", methods=list(records))
     recs = source.at(stage, methods)
-    counts = {m: analysis.labeled_counts_after(r, meta.num_classes) for m, r in recs.items()}
-    chart(figures.class_counts_bars(counts, meta.pool_class_counts, meta.class_names,
-                                    title=f"Labeled set after stage {stage}'s picks vs the pool"), key="counts",
+    counts = {m: analysis.labeled_counts_after(r, meta.num_classes, meta.pixel_counts) for m, r in recs.items()}
+    unit = "pixels" if meta.segmentation else "samples"
+    what = "Labeled pixels per class" if meta.segmentation else "Labeled set"
+    chart(figures.class_counts_bars(counts, meta.pool_class_counts, meta.class_names, unit=unit,
+                                    title=f"{what} after stage {stage}'s picks vs the pool"), key="counts",
           what="class-counts", methods=list(recs), stage=stage)
+
+
+def improvement_choice(curves, key: str = "curve_gain") -> bool:
+    """Points or relative (%) for the improvement panel; relative by default for mean IoU (TA-VAAL Fig. 5)."""
+    from tavaal_core.statistics import curve_metric
+
+    default = "relative (%)" if curve_metric(curves) == "mean_iou" else "points"
+    options = ["points", "relative (%)"]
+    choice = st.radio("Improvement over random in", options, index=options.index(persisted_choice(key, default)),
+                      horizontal=True, key=key, help="Points: method minus random. Relative: (method - random) / "
+                      "random, as TA-VAAL's Figure 5 shows mean IoU on Cityscapes.")
+    return choice == "relative (%)"
+
+
+def persisted_choice(key: str, default: str) -> str:
+    from .controls import persisted
+
+    return persisted(key, default)
 
 
 def learning_curves(source: Source, methods: list[str]) -> None:
     records = {m: source.records[m] for m in methods if source.records.get(m)}
     curves = figures.curves_from_records(records)
-    chart(figures.learning_curves(curves), key="curves", what="learning-curves", methods=list(records))
+    relative = improvement_choice(curves)
+    chart(figures.learning_curves(curves, relative=relative), key="curves", what="learning-curves",
+          methods=list(records))
     if source.stages < 2:
         st.caption("One stage so far: step more to draw lines.")
     with st.expander("Numbers"):
-        table = curves.pivot(index=["stage", "labeled_count"], columns="method", values="accuracy_mean")
+        table = curves.pivot(index=["stage", "labeled_count"], columns="method", values="metric_mean")
         table.columns = [method_label(m) for m in table.columns]
         st.dataframe((100 * table).round(1), width="stretch")
 

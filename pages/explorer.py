@@ -9,6 +9,8 @@ if link.query:
     link.apply(links.image_params(controls.persisted("img_dataset", "digits"))[1:])
 views.explain("explorer")
 settings, form = controls.image_settings()
+if settings.config is not None:
+    views.device_note(settings.config)
 session = play.toolbar("images", "Stage explorer", settings, form, with_oracle=False, stepped=link.get(links.STEPPED),
                        cost=costs.step_estimate)
 

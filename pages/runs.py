@@ -34,6 +34,16 @@ def _failed_starts() -> dict:
     return {}
 
 
+@st.cache_data(max_entries=64, show_spinner="Checking the run's records…")
+def _damaged_records(path: str, signature: tuple) -> list[tuple[str, str]]:
+    """(file, what is wrong) for each damaged or missing record of the run; recomputed only when a record
+    file changes (``signature``). Reads every record once (checksums)."""
+    try:
+        return [(str(p.path.relative_to(path)), p.reason) for p in store.check_records(path)]
+    except TavaalError as e:  # the spec itself is unreadable: the run is listed as broken
+        return [("config.json", str(e))]
+
+
 def _reap() -> None:
     for name, proc in list(_processes().items()):
         code = proc.poll()
@@ -51,6 +61,31 @@ st.caption(f"Multi-trial experiments on disk in `{RUNS_DIR.resolve()}`: the same
 _reap()
 
 # -- start a new run -------------------------------------------------------------------------------------------
+def show_estimate(where, preset, preset_name: str, methods, trials: int, stages: int) -> None:
+    """How long the chosen run would take here: at once for the small models (a probe of a second or two,
+    then cached); on request for ResNet-18, whose probe on a CPU takes about a minute."""
+    from tavaal_core.estimate import estimate_spec
+
+    if not methods:
+        return
+    spec = preset.with_(methods=tuple(methods), trials=trials, stages=stages)
+    key = f"runs_estimate_{preset_name}"
+    small = spec.config.resolve().model in ("mlp", "cnn")
+    if not small and not st.session_state.get(key):
+        if st.button("Estimate the run time", key=f"{key}_button", help="Measures this machine's speed with the "
+                     "preset's models for a minute (once; the result is cached)."):
+            st.session_state[key] = True
+            st.rerun()
+        return
+    try:
+        with st.spinner("Measuring this machine's speed (once, cached)..."):
+            estimate = estimate_spec(spec)
+    except TavaalError as e:
+        where.caption(f"No estimate: {e}")
+        return
+    where.info(f"Estimated run time: {estimate.describe()}.", icon=":material/timer:")
+
+
 with st.expander("Start a new run", icon=":material/play_arrow:", expanded=not store.list_runs(RUNS_DIR)):
     presets = available_presets()
     preset_name = st.selectbox("Preset", presets, index=presets.index("digits_demo") if "digits_demo" in presets else 0,
@@ -79,7 +114,9 @@ with st.expander("Start a new run", icon=":material/play_arrow:", expanded=not s
                 st.warning(weights_missing, icon=":material/warning:")
                 accept_random = st.checkbox("Run from a random initialisation instead (the run records it)",
                                             key=f"runs_random_init_{preset_name}")
+            estimate_box = st.empty()
             submitted = st.form_submit_button("Start in the background", type="primary", icon=":material/play_arrow:")
+        show_estimate(estimate_box, preset, preset_name, methods, int(trials), int(stages))
         if submitted:
             try:
                 if weights_missing and not accept_random:
@@ -139,8 +176,9 @@ def run_list() -> None:
     for r in current:
         if r.state == "running":
             where = r.current
-            what = (f"trial {where.get('trial')} · {where.get('method')} · stage {where.get('stage')}: "
-                    f"{where.get('phase') or 'starting'} {where.get('message', '')}") if where else "starting"
+            what = (f"{'repairing: ' if where.get('repair') else ''}trial {where.get('trial')} · {where.get('method')} "
+                    f"· stage {where.get('stage')}: {where.get('phase') or 'starting'} {where.get('message', '')}") \
+                if where else "starting"
             eta = "" if not r.eta_seconds else f" · about {r.eta_seconds:.0f} s left" if r.eta_seconds < 90 \
                 else f" · about {r.eta_seconds / 60:.0f} min left"
             st.progress(r.progress, text=f"**{r.name}**: {r.done}/{r.total} stages{eta} · {what}")
@@ -172,14 +210,27 @@ else:
                 f"{run.trials} trial(s) × {run.stages} stages · methods: {', '.join(run.methods)}")
     if run.state == "failed" and run.error:
         st.error(f"The run failed: {run.error}")
+    damaged = [] if run.state == "running" else _damaged_records(str(run.path), store.records_signature(run.path))
+    table_damaged = run.state != "running" and run.done > 0 and store.read_metrics_table(run.path) is None
+    if damaged or table_damaged:
+        listed = "".join(f"\n- `{name}`: {reason}" for name, reason in damaged[:8])
+        more = f"\n- … and {len(damaged) - 8} more" if len(damaged) > 8 else ""
+        table = ("\n- `metrics.parquet` is missing or damaged: the curves below are rebuilt from the records"
+                 if table_damaged else "")
+        st.warning(f"**{len(damaged)} damaged record(s)** in this run.{listed}{more}{table}\n\nRepair recomputes "
+                   "them (stages are deterministic, so the run becomes what it was) in a background process, "
+                   "with progress above.", icon=":material/build:")
     actions = st.columns(4)
     if run.state == "running":
         if actions[0].button("Stop", icon=":material/stop:", help="Ends the run's process; it can be resumed later."):
             st.toast("Stopping…" if stop(run.path) else "The run's process is not running.")
             time.sleep(1.0)
             st.rerun()
-    elif run.state in ("interrupted", "failed", "created") and run.done < run.total:
-        if actions[0].button("Resume", icon=":material/play_arrow:", help="Continues at the last finished stage."):
+    elif run.done < run.total or damaged or table_damaged:
+        label, help_text = ("Repair", "Recomputes the damaged records, and continues any unfinished stage.") \
+            if damaged or table_damaged else ("Resume", "Continues at the last finished stage.")
+        if actions[0].button(label, icon=":material/build:" if label == "Repair" else ":material/play_arrow:",
+                             help=help_text, key="runs_resume"):
             _processes()[run.name] = launch(run_command(resume=run.path, threads=1), log_path(RUNS_DIR, run.name))
             time.sleep(1.0)
             st.rerun()
@@ -192,10 +243,13 @@ else:
     if metrics is not None and len(metrics):
         curves = statistics.learning_curve_frame(metrics, methods=run.methods)
         views.explain("curves")
-        views.chart(figures.learning_curves(curves, title=f"{run.name}: mean ± std over trials"), key="runs_curves")
+        relative = views.improvement_choice(curves, key="runs_curve_gain")
+        views.chart(figures.learning_curves(curves, relative=relative, title=f"{run.name}: mean ± std over trials"),
+                    key="runs_curves")
         if curves["trials"].max() < 2:
             st.caption("One trial so far: std bands and p-values need at least two.")
-        with st.expander("Numbers: accuracy, improvement over random and paired t-test p-values", expanded=False):
+        metric = statistics.metric_label(statistics.curve_metric(curves))
+        with st.expander(f"Numbers: {metric}, improvement over random and paired t-test p-values", expanded=False):
             st.dataframe(statistics.curve_table(curves), hide_index=True, width="stretch",
                          column_config={"p vs random": st.column_config.NumberColumn(format="%.3g")})
             last = int(metrics["stage"].max())

@@ -4,20 +4,22 @@ Commands::
 
     run (--preset NAME | --config FILE) [--methods a,b] [--trials N] [--stages N] [--seed N]
         [--epochs N] [--epochs-increment N] [--pretrained imagenet|none]
-        [--device auto|cpu|cuda] [--output DIR] [--name NAME] [--threads N] [--quiet]
+        [--device auto|cpu|cuda] [--output DIR] [--name NAME] [--threads N] [--quiet] [--yes]
     run --resume RUN_DIR [--device auto|cpu|cuda] [--threads N] [--quiet]
     list [--output DIR]
     export RUN_DIR [--to DIR]
     summary RUN_DIR
     presets [NAME] [--brief]
 
-Exit codes: 0 done; 2 bad input (one line on stderr naming the field and the allowed values, no
-traceback); 1 the run failed (one line; the status file keeps the message); 130 interrupted (Ctrl-C or
-SIGTERM; the run folder can be resumed).
+Exit codes: 0 done; 2 a user error, refused before anything runs (one line on stderr naming the field
+or the file, no traceback: a bad value, an absent dataset, a damaged or busy run folder, an output
+folder that is a file); 1 the run failed while running (one line; the status file keeps the message);
+130 interrupted (Ctrl-C or SIGTERM; the run folder can be resumed).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -27,6 +29,7 @@ PROG = "python -m tavaal_core"
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
+CONFIRM_ABOVE_S = 3600  # runs estimated longer than this need --yes
 
 
 class UsageError(Exception):
@@ -54,6 +57,21 @@ def _positive_int():
     return _int_at_least(1)
 
 
+def _threads(text):
+    # more intra-op threads than cores only slows torch down, and a huge count crashes it (segfault)
+    cores = os.cpu_count() or 1
+    value = _int_at_least(1)(text)
+    if value > cores:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {cores} (this machine's CPU cores), got {value}")
+    return value
+
+
+def _folder(text):
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give a folder (the path is empty)")
+    return text
+
+
 def _non_negative_int():
     return _int_at_least(0)
 
@@ -66,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     source = run.add_mutually_exclusive_group()
     source.add_argument("--preset", help="a preset name (see `presets`)")
     source.add_argument("--config", help="an experiment file (.json, .yaml)")
-    source.add_argument("--resume", metavar="RUN_DIR", help="continue a run folder where it stopped")
+    source.add_argument("--resume", metavar="RUN_DIR", type=_folder,
+                        help="continue a run folder where it stopped (recomputing damaged records)")
     run.add_argument("--methods", help="comma-separated methods (default: the preset's)")
     run.add_argument("--trials", type=_positive_int(), help="number of trials (seeds seed, seed+1, ...)")
     run.add_argument("--stages", type=_positive_int(), help="active-learning stages per trial")
@@ -77,20 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pretrained", choices=("imagenet", "none"),
                      help="ResNet-18 ImageNet weights, or 'none' to accept a random initialisation")
     run.add_argument("--device", help="auto, cpu or cuda (with --resume: continue on another device)")
-    run.add_argument("--output", default="runs", help="folder holding the run folders (default: runs/)")
+    run.add_argument("--output", type=_folder, help="folder holding the run folders (default: runs/)")
     run.add_argument("--name", help="run folder name (default: <preset>-<date>-<time>)")
-    run.add_argument("--threads", type=_positive_int(), help="torch CPU threads (default: 1 for the MLP and small CNN on a CPU, else torch's choice)")
+    run.add_argument("--threads", type=_threads, help="torch CPU threads (default: 1 for the MLP and small CNN on a CPU, else torch's choice)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--yes", action="store_true",
+                     help=f"start even when the estimate is above {CONFIRM_ABOVE_S // 3600} hour(s)")
 
     lst = sub.add_parser("list", help="list the runs in a folder")
-    lst.add_argument("--output", default="runs", help="folder holding the run folders (default: runs/)")
+    lst.add_argument("--output", type=_folder, default="runs", help="folder holding the run folders (default: runs/)")
 
     exp = sub.add_parser("export", help="write a run's metrics (CSV), selections and scores (JSON)")
-    exp.add_argument("run_dir", metavar="RUN_DIR")
-    exp.add_argument("--to", help="destination folder (default: RUN_DIR/export)")
+    exp.add_argument("run_dir", metavar="RUN_DIR", type=_folder)
+    exp.add_argument("--to", type=_folder, help="destination folder (default: RUN_DIR/export)")
 
     summ = sub.add_parser("summary", help="print a run's learning curves and p-values")
-    summ.add_argument("run_dir", metavar="RUN_DIR")
+    summ.add_argument("run_dir", metavar="RUN_DIR", type=_folder)
 
     pre = sub.add_parser("presets", help="the presets: their values and the source of each")
     pre.add_argument("name", nargs="?", help="one preset (default: all)")
@@ -182,22 +203,62 @@ class _Bars:
             self.total_bar = None
 
 
+def _estimate_or_refuse(spec, confirmed: bool, quiet: bool) -> None:
+    """Print how long the run will take on this machine; above an hour, start only with --yes (the refusal is
+    the one line printed)."""
+    from .estimate import estimate_spec, format_duration
+
+    if not quiet:
+        print("estimating the run time on this machine (a short probe, cached)...", file=sys.stderr, flush=True)
+    estimate = estimate_spec(spec)
+    if estimate.seconds > CONFIRM_ABOVE_S and not confirmed:
+        raise UsageError(f"--yes: this run would take {estimate.describe()}; pass --yes to start it "
+                         f"(above {format_duration(CONFIRM_ABOVE_S)})")
+    print(f"estimate: {estimate.describe()} ({spec.trials} trials x {len(spec.methods)} methods x "
+          f"{spec.config.stages} stages)", file=sys.stderr, flush=True)
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _check_output(folder) -> None:
+    """The folder of runs must be a folder we can write in, or one we can make: refused before anything runs."""
+    from pathlib import Path
+
+    path = Path(folder).absolute()
+    if path.exists():
+        if not path.is_dir():
+            raise UsageError(f"--output: {folder} is a file, not a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise UsageError(f"--output: cannot write in {folder}")
+        return
+    parent = next(p for p in path.parents if p.exists())
+    if not parent.is_dir():
+        raise UsageError(f"--output: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--output: cannot create {folder} (no write access to {parent})")
+
+
+def _os_error(e: OSError, what: str) -> UsageError:
+    where = f" {e.filename}" if getattr(e, "filename", None) else ""
+    return UsageError(f"{what}: cannot write{where} ({e.strerror or e})")
+
+
 def cmd_run(args) -> int:
+    from . import store
     from .experiment import Experiment
 
-    if args.threads is not None:
+    if args.threads is not None:  # bounded by the cores (see _threads), set before the estimate's probe
         import torch
 
         torch.set_num_threads(args.threads)
     if args.resume is not None:
         given = [f"--{k.replace('_', '-')}" for k in ("methods", "trials", "stages", "seed", "name", "pretrained",
-                                                      "epochs", "epochs_increment") if getattr(args, k) is not None]
+                                                      "epochs", "epochs_increment", "output")
+                 if getattr(args, k) is not None]
         if given:
-            raise UsageError(f"--resume continues the run's own config; drop {', '.join(given)} "
+            raise UsageError(f"--resume continues the run's own config in its own folder; drop {', '.join(given)} "
                              "(--device may change: a GPU run resumes on the CPU with --device cpu)")
         experiment = Experiment.open(args.resume, device=args.device)
         from .training import resolve_device
@@ -205,8 +266,14 @@ def cmd_run(args) -> int:
         resolve_device(experiment.spec.config.device)  # 'cuda' on a machine without one: say so now
         experiment.check_not_running()
     else:
+        output = args.output if args.output is not None else "runs"
+        _check_output(output)
         spec = _build_spec(args)
-        experiment = Experiment.create(spec, args.output, args.name)
+        try:
+            experiment = Experiment.create(spec, output, args.name,
+                                           before_folder=lambda e: _estimate_or_refuse(e.spec, args.yes, args.quiet))
+        except OSError as e:  # a folder that cannot be made: nothing ran
+            raise _os_error(e, "--output") from None
     if args.threads is None:
         from .training import resolve_device, small_model_cpu_threads
 
@@ -216,23 +283,40 @@ def cmd_run(args) -> int:
             import torch
 
             torch.set_num_threads(threads)
-    print(f"run folder: {experiment.run_dir}", file=sys.stderr, flush=True)
     # SIGTERM (e.g. the app's Stop button) ends the run like Ctrl-C: status 'interrupted', resumable.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     bars = _Bars(not args.quiet)
+
+    started = []
+
+    def report(event):
+        if event.kind == "start":  # said once the run holds its lock (a refusal before stays one line)
+            started.append(True)
+            print(f"run folder: {experiment.run_dir}", file=sys.stderr, flush=True)
+        if event.kind == "repair":  # always said, even with --quiet: the user should know what changed
+            print(f"recomputing {event.message}", file=sys.stderr, flush=True)
+        bars(event)
+
     try:
-        experiment.run(bars)
+        experiment.run(report)
+    except TavaalError as e:
+        bars.close()
+        if not started:  # refused before anything ran (busy, or a record folder leaving the run): exit 2
+            print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+            return EXIT_USAGE
+        # a user-fixable failure during the run (also recorded in status.json)
+        print(f"{PROG}: error: {_one_line(e)} (run folder: {experiment.run_dir})", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         bars.close()
         print(f"{PROG}: interrupted; resume with: {PROG} run --resume {experiment.run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except TavaalError as e:  # a user-fixable failure during the run (also recorded in status.json)
-        bars.close()
-        print(f"{PROG}: error: {_one_line(e)} (run folder: {experiment.run_dir})", file=sys.stderr)
-        return EXIT_FAILED
     finally:
         bars.close()
         signal.signal(signal.SIGTERM, previous)
+    repaired = store.read_status(experiment.run_dir).get("repaired") or []
+    if repaired:
+        print(f"recomputed {len(repaired)} damaged record(s); the run is whole again", file=sys.stderr)
     _print_summary(experiment.run_dir)
     print(experiment.run_dir)
     return 0
@@ -249,19 +333,26 @@ def _print_summary(run_dir):
     except store.StoreError:
         methods = None
     final = statistics.final_summary(metrics, methods=methods)
-    lines = [f"final stage ({int(final['labeled_count'].iloc[0])} labels): accuracy mean +- std over trials; "
-             f"improvement over random; paired t-test p"]
+    metric = statistics.metric_label(statistics.curve_metric(final))
+    lines = [f"final stage ({int(final['labeled_count'].iloc[0])} labels): {metric} mean +- std over trials; "
+             f"improvement over random (relative); paired t-test p"]
     for row in final.itertuples():
-        std = "" if row.accuracy_std != row.accuracy_std else f" +- {row.accuracy_std:.4f}"
+        std = "" if row.metric_std != row.metric_std else f" +- {row.metric_std:.4f}"
         imp = "" if row.improvement_mean != row.improvement_mean else f"  {row.improvement_mean:+.4f}"
+        rel = "" if row.relative_improvement_mean != row.relative_improvement_mean \
+            else f" ({100 * row.relative_improvement_mean:+.1f}%)"
         p = "" if row.p_value_vs_random != row.p_value_vs_random else f"  p={row.p_value_vs_random:.3g}"
-        lines.append(f"  {row.method:<12} {row.accuracy_mean:.4f}{std}  (n={row.trials}){imp}{p}")
+        lines.append(f"  {row.method:<12} {row.metric_mean:.4f}{std}  (n={row.trials}){imp}{rel}{p}")
     print("\n".join(lines), file=sys.stderr)
 
 
 def cmd_list(args) -> int:
+    from pathlib import Path
+
     from . import store
 
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise UsageError(f"--output: {args.output} is a file, not a folder")
     runs = store.list_runs(args.output)
     if not runs:
         print(f"no runs in {args.output}")
@@ -282,7 +373,10 @@ def cmd_list(args) -> int:
 def cmd_export(args) -> int:
     from . import store
 
-    files = store.export_run(args.run_dir, args.to)
+    try:
+        files = store.export_run(args.run_dir, args.to)
+    except OSError as e:
+        raise _os_error(e, "--to") from None
     for f in files:
         print(f)
     return 0
@@ -293,6 +387,7 @@ def cmd_summary(args) -> int:
 
     from . import statistics, store
 
+    store.validated_spec(store.require_run_dir(args.run_dir))  # a crafted config.json is refused here too
     metrics = store.load_metrics(args.run_dir)
     if metrics.empty:
         print("no finished stages yet")

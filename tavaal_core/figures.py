@@ -17,7 +17,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from . import analysis
-from .analysis import CURVE_COLUMNS, curves_from_records  # noqa: F401  (part of this module's contract)
+from .analysis import curves_from_records  # noqa: F401  (part of this module's contract)
+from .statistics import CURVE_COLUMNS, curve_metric, metric_label
 from .records import StageRecord
 
 # Colour-blind-safe palettes: Okabe & Ito's eight (without black, kept for picks, and yellow, unreadable
@@ -47,6 +48,23 @@ def class_color(k: int) -> str:
 
     palette = plotly.colors.qualitative.Alphabet
     return palette[k % len(palette)]
+
+
+IGNORED_PIXEL_RGB = (255, 255, 255)
+BACKGROUND_PIXEL_RGB = (43, 43, 43)
+
+
+def colorize_mask(mask: np.ndarray, num_classes: int, background_class: int | None = None) -> np.ndarray:
+    """A segmentation mask (H, W) of class indices as an RGB image (H, W, 3) uint8 in the class colours of
+    every other view; the background class dark grey, ignored pixels (IGNORE_INDEX) white."""
+    palette = np.zeros((256, 3), np.uint8)
+    palette[:] = IGNORED_PIXEL_RGB
+    for k in range(min(num_classes, 255)):
+        hex_color = class_color(k).lstrip("#")
+        palette[k] = [int(hex_color[i:i + 2], 16) for i in (0, 2, 4)]
+    if background_class is not None:
+        palette[background_class] = BACKGROUND_PIXEL_RGB
+    return palette[np.asarray(mask, np.uint8)]
 
 
 def method_color(method: str) -> str:
@@ -559,8 +577,9 @@ def class_entropy_bars(records: dict[str, list[StageRecord]], title: str | None 
 
 
 def class_counts_bars(counts: dict[str, np.ndarray], pool_counts, class_names=None, title: str | None = None,
-                      height: int = 360) -> go.Figure:
-    """Per-class shares of each method's labeled set beside the pool's (hover gives the counts)."""
+                      height: int = 360, unit: str = "samples") -> go.Figure:
+    """Per-class shares of each method's labeled set beside the pool's (hover gives the counts, in
+    ``unit``: "samples", or "pixels" for segmentation)."""
     pool = np.asarray(pool_counts, np.float64)
     k = len(pool)
     x = [_class_name(class_names, i) for i in range(k)]
@@ -568,28 +587,30 @@ def class_counts_bars(counts: dict[str, np.ndarray], pool_counts, class_names=No
     fig.add_trace(go.Bar(x=x, y=100 * pool / max(pool.sum(), 1), name="Pool (all training data)",
                          marker=dict(color="rgba(0,0,0,0)", line=dict(color="#4a5568", width=2)),
                          customdata=pool.astype(int),
-                         hovertemplate="%{x}: %{y:.1f}% (%{customdata} samples)<extra>pool</extra>",
+                         hovertemplate="%{x}: %{y:.1f}% (%{customdata} " + unit + ")<extra>pool</extra>",
                          meta={"role": "pool"}))
     for m, c in counts.items():
         c = np.asarray(c, np.float64)[:k]
         fig.add_trace(go.Bar(x=x, y=100 * c / max(c.sum(), 1), name=method_label(m), marker_color=method_color(m),
                              customdata=c.astype(int),
-                             hovertemplate="%{x}: %{y:.1f}% (%{customdata} labeled)<extra>" + method_label(m) + "</extra>",
+                             hovertemplate="%{x}: %{y:.1f}% (%{customdata} labeled " + unit + ")<extra>"
+                                           + method_label(m) + "</extra>",
                              meta={"method": m, "role": "labeled"}))
     fig.update_layout(barmode="group", bargap=0.2)
     fig.update_xaxes(title="class", type="category")
-    fig.update_yaxes(title="% of the set", rangemode="tozero")
+    fig.update_yaxes(title="% of the set" if unit == "samples" else f"% of the set's {unit}", rangemode="tozero")
     return _layout(fig, title, height=height)
 
 
 # -- learning curves -----------------------------------------------------------------------------------------
 def learning_curves(curves: pd.DataFrame, improvement: bool | None = None, p_values: bool = True,
                     alpha: float = 0.05, title: str | None = None, height: int | None = None,
-                    x: str = "labeled_count") -> go.Figure:
-    """Accuracy against the labeled count, one line per method (mean over trials), a +-1 std band when
-    there are several trials, and optionally a second panel with the improvement over random
-    (percentage points); stages where the paired t-test gives p < ``alpha`` are starred, and every
-    hover shows the p-value when there is one.
+                    x: str = "labeled_count", relative: bool | None = None) -> go.Figure:
+    """The metric (accuracy, or mean IoU for segmentation) against the labeled count, one line per method
+    (mean over trials), a +-1 std band when there are several trials, and optionally a second panel with
+    the improvement over random, in percentage points or, with ``relative``, in percent of random's value
+    (TA-VAAL Figure 5 shows mean IoU this way; ``relative=None`` picks it for mean IoU); stages where the
+    paired t-test gives p < ``alpha`` are starred, and every hover shows the p-value when there is one.
 
     ``curves``: tidy frame with ``CURVE_COLUMNS`` (``improvement_mean``/``p_value_vs_random`` may be NaN).
     ``improvement``: None draws the second panel when any improvement is known."""
@@ -599,19 +620,25 @@ def learning_curves(curves: pd.DataFrame, improvement: bool | None = None, p_val
     # keep the methods in the order given (legend order), stages in order within each
     order = {m: i for i, m in enumerate(dict.fromkeys(curves["method"]))}
     df = curves.assign(_o=curves["method"].map(order)).sort_values(["_o", x]) if len(curves) else curves
-    has_improvement = bool(df["improvement_mean"].notna().any()) if len(df) else False
+    metric = curve_metric(df)
+    name = metric_label(metric)
+    relative = (metric == "mean_iou") if relative is None else relative
+    gain = "relative_improvement_mean" if relative else "improvement_mean"
+    has_improvement = bool(df[gain].notna().any()) if len(df) else False
     improvement = has_improvement if improvement is None else (improvement and has_improvement)
     rows = 2 if improvement else 1
+    gain_title = ("Relative improvement over random (% of random's " + name + ")" if relative
+                  else "Improvement over random (percentage points)")
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         row_heights=[0.62, 0.38] if rows == 2 else None,
-                        subplot_titles=["Test accuracy", "Improvement over random (percentage points)"][:rows])
+                        subplot_titles=["Test " + name, gain_title][:rows])
     methods = list(dict.fromkeys(df["method"])) if len(df) else []
     for m in methods:
         d = df[df["method"] == m]
         color, label = method_color(m), method_label(m)
         xs = d[x].to_numpy()
-        mean = 100 * d["accuracy_mean"].to_numpy(np.float64)
-        std = 100 * d["accuracy_std"].to_numpy(np.float64)
+        mean = 100 * d["metric_mean"].to_numpy(np.float64)
+        std = 100 * d["metric_std"].to_numpy(np.float64)
         pv = d["p_value_vs_random"].to_numpy(np.float64)
         trials = d["trials"].to_numpy()
         band = (trials > 1) & np.isfinite(std)
@@ -627,18 +654,19 @@ def learning_curves(curves: pd.DataFrame, improvement: bool | None = None, p_val
         fig.add_trace(go.Scatter(
             x=xs, y=mean, mode="lines+markers", name=label, legendgroup=m, line=dict(color=color, width=2.5),
             marker=dict(size=7), customdata=custom,
-            hovertemplate="stage %{customdata[0]} · %{x} labeled<br>accuracy %{y:.1f}%"
+            hovertemplate="stage %{customdata[0]} · %{x} labeled<br>" + name + " %{y:.1f}%"
                           "<br>%{customdata[1]} trial(s), std %{customdata[2]:.1f}%{customdata[3]}"
                           "<extra>" + label + "</extra>",
             meta={"method": m, "role": "mean"},
         ), row=1, col=1)
         if rows == 2:
-            imp = 100 * d["improvement_mean"].to_numpy(np.float64)
+            imp = 100 * d[gain].to_numpy(np.float64)
             ok = np.isfinite(imp)
             fig.add_trace(go.Scatter(
                 x=xs[ok], y=imp[ok], mode="lines+markers", name=label, legendgroup=m, showlegend=False,
                 line=dict(color=color, width=2), marker=dict(size=6), customdata=np.array(p_txt, dtype=object)[ok],
-                hovertemplate="%{x} labeled<br>%{y:+.1f} points%{customdata}<extra>" + label + "</extra>",
+                hovertemplate="%{x} labeled<br>%{y:+.1f}" + ("%" if relative else " points")
+                              + "%{customdata}<extra>" + label + "</extra>",
                 meta={"method": m, "role": "improvement"},
             ), row=2, col=1)
             sig = ok & np.isfinite(pv) & (pv < alpha)
@@ -651,8 +679,8 @@ def learning_curves(curves: pd.DataFrame, improvement: bool | None = None, p_val
                 ), row=2, col=1)
     if rows == 2:
         fig.add_hline(y=0, line=dict(color="#a0aec0", width=1), row=2, col=1)
-        fig.update_yaxes(title="points", row=2, col=1)
-    fig.update_yaxes(title="accuracy (%)", row=1, col=1)
+        fig.update_yaxes(title="% of random" if relative else "points", row=2, col=1)
+    fig.update_yaxes(title=f"{name} (%)", row=1, col=1)
     fig.update_xaxes(title="labeled samples" if x == "labeled_count" else x, row=rows, col=1)
     return _layout(fig, title, height=height or (580 if rows == 2 else 420), legend_below=-0.1)
 

@@ -304,3 +304,40 @@ def test_selected_indices_reads_both_customdata_shapes():
                                       {"customdata": [6, 0.7]}, {"x": 1}]}}
     assert list(_selected_indices(state)) == [3, 6]
     assert list(_selected_indices(None)) == []
+
+
+def test_explorer_says_where_and_in_which_precision_stages_run():
+    at = new_app()
+    at.switch_page("pages/explorer.py").run()
+    ok(at)
+    captions = [c.value for c in at.caption]
+    assert any("training in" in c and "selection scored in fp32" in c for c in captions), captions
+
+
+# -- segmentation (shapes) -------------------------------------------------------------------------------------
+def test_explorer_steps_shapes_with_masks_and_mean_iou_views():
+    at = new_app()
+    at.switch_page("pages/explorer.py").run()
+    at.selectbox(key="img_dataset").set_value("shapes").run()
+    ok(at)
+    assert at.selectbox(key="img_model_shapes").value == "encdec"
+    assert "img_imbalance" not in [w.key for w in at.sidebar.number_input]  # no class cuts for pixel labels
+    at.multiselect(key="img_methods").set_value(["random", "tavaal"])
+    at.number_input(key="img_opt_shapes_n_train").set_value(300)
+    at.number_input(key="img_epochs_shapes").set_value(2)
+    at.number_input(key="img_vae_epochs_shapes").set_value(1)
+    at.number_input(key="img_budget_shapes").set_value(6).run()
+    at.button(key="images_step").click().run()
+    ok(at)
+    assert stage_counter(at).startswith("1 of") and not at.error
+    assert {"Random · mean IoU", "TA-VAAL · mean IoU"} <= {m.label for m in at.metric}
+    assert len([m for m in at.markdown if "picked 6" in m.value]) == 2
+    at.switch_page("pages/class_balance.py").run()
+    ok(at)
+    _, counts = specs(at)
+    assert "pixels" in traces(counts, "pool")[0]["hovertemplate"]
+    at.switch_page("pages/learning_curves.py").run()
+    ok(at)
+    (spec,) = specs(at)
+    titles = [a["text"] for a in spec["layout"]["annotations"]]
+    assert titles[0] == "Test mean IoU" and "Relative improvement" in titles[1]

@@ -324,3 +324,41 @@ def test_each_pool_is_predicted_once_per_stage(monkeypatch, digits_dataset):
     # labeled likelihood share them)
     assert sorted(sizes) == sorted([len(digits_dataset.y_test), record.labeled_count, len(record.candidates),
                                     len(record.analysis_indices)])
+
+
+# -- issue 12: a time estimate before every run -----------------------------------------------------------
+def test_the_estimate_is_within_a_factor_of_two_of_a_measured_run(tmp_path, monkeypatch):
+    from tavaal_core.estimate import estimate_spec
+
+    monkeypatch.setenv("TAVAAL_CACHE_DIR", str(tmp_path / "cache"))
+    spec = ExperimentSpec(ExperimentConfig(dataset="digits", stages=2, task_epochs=10, vae_epochs=4, initial_size=100,
+                                           budget=50, analysis_size=200, device="cpu"),
+                          methods=("random", "tavaal"), trials=1)
+    estimate = estimate_spec(spec)
+    assert estimate.probe_seconds > 0 and estimate_spec(spec).probe_seconds == 0.0  # probed once, then cached
+    run = Experiment.create(spec, tmp_path, "timed")
+    import time
+
+    started = time.perf_counter()
+    run.run()
+    actual = time.perf_counter() - started
+    assert 0.5 <= estimate.seconds / actual <= 2.0, (estimate.describe(), actual)
+
+
+def test_the_cli_prints_the_estimate_and_asks_for_yes_above_an_hour(tmp_path, monkeypatch, capsys):
+    import tavaal_core.estimate as estimate_module
+
+    monkeypatch.setenv("TAVAAL_CACHE_DIR", str(tmp_path / "cache"))
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"config": {"dataset": "moons", "stages": 1, "task_epochs": 5, "vae_epochs": 2,
+                                             "device": "cpu", "analysis_size": 50}, "methods": ["random"]}))
+    out = tmp_path / "runs"
+    assert main(["run", "--config", str(config), "--output", str(out), "--name", "a", "--quiet"]) == 0
+    assert "estimate: about" in capsys.readouterr().err
+    real = estimate_module.probe
+    monkeypatch.setattr(estimate_module, "probe", lambda *a, **k: (estimate_module.Rates(task_step=1000.0, infer_image=0.1), 0.0))
+    code = main(["run", "--config", str(config), "--output", str(out), "--name", "b", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--yes" in err.splitlines()[-1] and not (out / "b").exists()
+    assert main(["run", "--config", str(config), "--output", str(out), "--name", "c", "--quiet", "--yes"]) == 0
+    monkeypatch.setattr(estimate_module, "probe", real)
