@@ -1,5 +1,7 @@
 """Serve the app with the heavy imports (torch, scikit-learn, plotly) done at server start.
 
+It also keeps a page opened by its address (``/explorer``) inside the app's own navigation (below).
+
 `streamlit run` imports nothing until the first visitor's browser connects, so that visitor would wait
 for torch's import (~1.7 s of CPU) on top of the page. The app runs inside this process, so importing
 here first means nobody waits for it. Arguments are passed to `streamlit run app.py`.
@@ -28,7 +30,14 @@ if __name__ == "__main__":
 
     import plotly.graph_objects  # noqa: F401
     import sklearn.datasets  # noqa: F401
+    from streamlit.runtime.pages_manager import PagesManager
     from streamlit.web.cli import main
+
+    # app.py declares the navigation (st.navigation, every page with its url_path). Without this, the first
+    # visitor of a fresh server who opens a page's address directly (/explorer) got Streamlit's old
+    # folder-based multipage mode: pages/explorer.py run on its own, with a navigation of raw file names.
+    # (Streamlit switches that mode off itself, but only once st.navigation has run in some session.)
+    PagesManager.uses_pages_directory = False
 
     import tavaal_core.engine  # noqa: F401  (torch, torchvision-free core)
     import tavaal_core.figures  # noqa: F401
