@@ -1,10 +1,10 @@
-"""'What will a Step cost?', said beside the Step button before it starts (``tavaal_core.costs`` counts the
+"""'What will a Step cost?', said beside the Step button before it starts (``tavaal_core.estimate`` counts the
 work; the rates are this server's measurements of earlier stages, else a rough 2-core CPU figure)."""
 from __future__ import annotations
 
 import streamlit as st
 
-from tavaal_core import costs
+from tavaal_core import estimate as costs
 
 
 @st.cache_resource(show_spinner=False)

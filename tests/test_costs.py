@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from tavaal_core import ActiveLearner, costs
+from tavaal_core import ActiveLearner
+from tavaal_core import estimate as costs
 from tavaal_core.data import load_dataset
 
 from conftest import fast
