@@ -1,75 +1,58 @@
-"""'What will a Step cost?', said beside the Step button before it starts (``tavaal_core.estimate`` counts the
-work; the rates are this server's measurements of earlier stages, else a rough 2-core CPU figure)."""
+"""'What will a Step cost?', said beside the Step button before it starts: the core's run estimate
+(``tavaal_core.estimate``: this machine's probed rates x the steps the config implies) for the next stage."""
 from __future__ import annotations
 
 import streamlit as st
 
-from tavaal_core import estimate as costs
+from tavaal_core import TavaalError, get_strategy
+from tavaal_core.estimate import estimate_config, format_duration
 
 
-@st.cache_resource(show_spinner=False)
-def _measured() -> dict:
-    """(dataset, model, method, device) -> seconds per sample and phase, from this server's last stage of it."""
-    return {}
+def shared_groups(session) -> int:
+    """How many task models the next Step trains: at a stage where every learner has the same labels (stage
+    0), methods with the same needs share one (``LiveSession`` hands its learners one ``shared`` dict)."""
+    learners = [lrn for lrn in session.learners.values() if not lrn.done]
+    labels = {tuple(lrn.pool.labeled.tolist()) for lrn in learners}
+    if len(labels) != 1:
+        return len(learners)
+    return len({(get_strategy(m).needs.head, get_strategy(m).needs.head_extra, session.config.dropout_for(m))
+                for m, lrn in session.learners.items() if not lrn.done})
 
 
-def _key(config, method: str, device) -> tuple:
-    c = config.resolve()
-    return c.dataset, c.model, method, str(device)
+@st.cache_data(show_spinner=False, max_entries=64)
+def _estimate(config_json: str, methods: tuple, stage: int, shared: int) -> tuple[float, str]:
+    from tavaal_core import ExperimentConfig
 
-
-def remember(session) -> None:
-    """Keep the rates of the stage each learner of ``session`` just ran (called after a step)."""
-    for method, learner in session.learners.items():
-        if learner.records:
-            n = len(learner.pool.labeled) + len(learner.pool.unlabeled)
-            key = _key(session.config, method, learner.device)
-            # merged: a stage whose task model was shared measured no task training
-            _measured()[key] = {**_measured().get(key, {}),
-                                **costs.rates_from_record(session.config, learner.records[-1], n)}
-
-
-def _fmt(seconds: float) -> str:
-    if seconds < 1:
-        return "under a second"
-    if seconds < 90:
-        return f"about {seconds:.0f} s"
-    return f"about {seconds / 60:.0f} min"
-
-
-def step_seconds(session) -> tuple[float, bool]:
-    """(expected seconds of the next Step of every method, whether every rate was measured here)."""
-    total, measured = 0.0, True
-    for method, learner in session.learners.items():
-        if learner.done:
-            continue
-        rates = _measured().get(_key(session.config, method, learner.device))
-        measured &= rates is not None
-        labeled = len(learner.pool.labeled)
-        total += costs.estimate_seconds(session.config, method, labeled, len(learner.pool.unlabeled), rates,
-                                        first_stage=learner.stage == 0)
-    return total, measured
+    config = ExperimentConfig.from_json(config_json) if hasattr(ExperimentConfig, "from_json") else \
+        ExperimentConfig.from_dict(__import__("json").loads(config_json))
+    est = estimate_config(config, list(methods), stages=[stage])
+    seconds = est.seconds
+    task = est.phases.get("task training", 0.0)
+    if methods and shared < len(methods):
+        seconds -= task * (1 - shared / len(methods))
+    return seconds, f"{est.device.upper()}, {est.precision}"
 
 
 def step_estimate(session) -> str:
-    """One line for beside the Step button."""
+    """One line for beside the Step button (empty when there is nothing to step)."""
     if session is None or not session.learners or session.done:
         return ""
-    seconds, measured = step_seconds(session)
-    how = "measured on this machine" if measured else "a rough figure for a 2-core CPU until the first Step"
-    n = len(session.learners)
-    return f"Next Step: {_fmt(seconds)} for {n} method{'s' if n > 1 else ''} ({how})."
+    methods = tuple(m for m, lrn in session.learners.items() if not lrn.done)
+    try:
+        with st.spinner("Measuring this machine once, to say what a Step costs…"):
+            seconds, where = _estimate(session.config.to_json(), methods, session.stage, shared_groups(session))
+    except (TavaalError, RuntimeError, ValueError) as e:  # an estimate must never break the page
+        return f"No estimate for the next Step ({e})."
+    n = len(methods)
+    return f"Next Step: about {format_duration(seconds)} for {n} method{'s' if n > 1 else ''} on this {where}."
 
 
-def estimate_what_if(source, methods: list[str]) -> str:
-    """The expected cost of a what-if of ``methods`` from a source's state."""
+def estimate_what_if(source, methods: list[str], stage: int) -> str:
+    """The expected cost of a what-if of ``methods`` from a source's state at ``stage``."""
     if source.config is None or not methods:
         return ""
-    learner = next(iter(source.learners.values()), None)
-    n = len(source.meta.labels)
-    stage_recs = [recs[-1] for recs in source.records.values() if recs]
-    labeled = stage_recs[0].labeled_count if stage_recs else 0
-    device = learner.device if learner is not None else "cpu"
-    total = sum(costs.estimate_seconds(source.config, m, labeled, n - labeled,
-                                       _measured().get(_key(source.config, m, device))) for m in methods)
-    return f"Computing the ranks trains each method's models once: {_fmt(total)}."
+    try:
+        seconds, _ = _estimate(source.config.to_json(), tuple(methods), stage, len(methods))
+    except (TavaalError, RuntimeError, ValueError):
+        return ""
+    return f"Computing the ranks trains each method's models once: about {format_duration(seconds)}."

@@ -68,9 +68,6 @@ def step(session: LiveSession, stages: int, where=None, label: str | None = None
             break
         if k < stages - 1:
             progress.next_stage()
-    from . import costs
-
-    costs.remember(session)
     stepped = session.stage - first
     label = (f"Stage {first} done" if stepped == 1 else f"Stages {first}–{session.stage - 1} done") \
         + f" in {progress_seconds(progress):.1f} s"

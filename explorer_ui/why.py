@@ -173,7 +173,7 @@ def _other_methods(source: Source, method: str, stage: int, index: int) -> None:
         if is_images:
             from .costs import estimate_what_if
 
-            st.caption(estimate_what_if(source, picked))
+            st.caption(estimate_what_if(source, picked, stage))
         if not st.button("Compute its rank under these methods (what-if)", key="why_what_if", disabled=not picked,
                          icon=":material/compare_arrows:"):
             return

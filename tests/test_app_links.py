@@ -73,6 +73,8 @@ def test_a_link_reopens_the_playground_at_its_stage_with_its_settings(from_link)
     assert at.slider(key="moons_stage").value == 1
     assert at.number_input(key="moons_epochs").value == 30 and at.number_input(key="moons_seed").value == 3
     assert at.multiselect(key="moons_methods").value == ["random", "coreset", "vaal"]
+    # what the next Step will cost, said before it starts (the core's estimate on this machine)
+    assert any(c.value.startswith(":material/schedule: Next Step: about") for c in at.caption)
     # the address bar holds the same state again (round trip)
     assert {k: at.query_params[k] for k in LINK} == LINK
     assert set(picks(at)) == {"random", "coreset", "vaal"}
