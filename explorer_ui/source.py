@@ -28,13 +28,20 @@ class DatasetMeta:
     """What views need about the (imbalanced) training set, by dataset index."""
 
     name: str
-    kind: str  # "vector" | "image"
+    kind: str  # "vector" | "image" | "segmentation"
     class_names: list[str]
-    labels: np.ndarray  # (N,) class of each training sample
-    pool_class_counts: np.ndarray  # (K,)
+    labels: np.ndarray  # (N,) class of each training sample (segmentation: the image's dominant class)
+    pool_class_counts: np.ndarray  # (K,) (segmentation: labeled pixels per class)
     points: np.ndarray | None = None  # (N, 2) coordinates of 2-d vector data (two moons)
     images: np.ndarray | None = None  # (N, C, H, W) uint8, for galleries
     description: str = ""
+    masks: np.ndarray | None = None  # segmentation: (N, H, W) uint8 true masks
+    pixel_counts: np.ndarray | None = None  # segmentation: (N, K) labeled pixels per class of each image
+    background_class: int | None = None
+
+    @property
+    def segmentation(self) -> bool:
+        return self.kind == "segmentation"
 
     @property
     def num_classes(self) -> int:
@@ -42,13 +49,17 @@ class DatasetMeta:
 
     @classmethod
     def from_dataset(cls, ds) -> "DatasetMeta":
-        labels = ds.y_train.cpu().numpy()
+        labels = ds.sample_labels("train")
         x = ds.x_train.cpu().numpy()
+        segmentation = ds.is_segmentation
         return cls(
             name=ds.name, kind=ds.kind, class_names=list(ds.class_names), labels=labels,
-            pool_class_counts=np.bincount(labels, minlength=ds.num_classes),
+            pool_class_counts=ds.class_counts("train"),
             points=x if ds.kind == "vector" and x.ndim == 2 and x.shape[1] == 2 else None,
-            images=x if ds.kind == "image" else None, description=ds.description,
+            images=x if ds.is_image else None, description=ds.description,
+            masks=ds.y_train.cpu().numpy() if segmentation else None,
+            pixel_counts=ds.pixel_counts("train") if segmentation else None,
+            background_class=ds.background_class,
         )
 
 
@@ -71,6 +82,7 @@ class Source:
     records: dict[str, list[StageRecord]]
     learners: dict[str, ActiveLearner] = field(default_factory=dict)  # live sessions only: what-if
     oracle: tuple | None = None  # (grid_x, grid_y, prob) of the model trained on every label (2-d data)
+    config: ExperimentConfig | None = None  # what produced the records (``method`` ignored): what-if rebuilds
     uid: str = field(default_factory=lambda: uuid.uuid4().hex)  # caches key on it: a reset session is new
 
     @classmethod
@@ -81,7 +93,7 @@ class Source:
             if config is None:
                 raise ValueError("give the run's config or its DatasetMeta")
             meta = meta_for_config(config)
-        return cls(key, title, meta, records)
+        return cls(key, title, meta, records, config=config)
 
     @property
     def methods(self) -> list[str]:

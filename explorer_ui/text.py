@@ -15,7 +15,8 @@ EXPLAIN = {
     "explorer": (
         "The same stage-by-stage loop on images. Every method starts from the same labeled images; each Step trains "
         "the models, asks each method for a batch of images to label, and adds them. The gallery shows what each "
-        "method picked, with the true label and the method's score."
+        "method picked, with the true label and the method's score; for segmentation, each picked image beside its "
+        "true mask and the mask the model predicted before the pick was labeled."
     ),
     "feature_map": (
         "Each dot is an image (or point) placed by how the model sees it: nearby dots look alike to the model. "
@@ -42,8 +43,9 @@ EXPLAIN = {
         "is compared class by class with the whole pool."
     ),
     "curves": (
-        "Test accuracy after each stage, against the number of labels spent. A method is better when its line is "
-        "higher for the same number of labels. The lower panel shows the gain over random picking."
+        "Test accuracy (for segmentation: mean IoU, the overlap of predicted and true regions averaged over classes) "
+        "after each stage, against the number of labels spent. A method is better when its line is higher for the "
+        "same number of labels. The lower panel shows the gain over random picking."
     ),
     "what_if": (
         "What would every method pick right now, from exactly the same labeled set? This trains each method's models "

@@ -112,29 +112,31 @@ def selection_cutoff(record) -> float:
     return float(lik.max()) if lik.size else float("nan")
 
 
-def labeled_counts_after(record, num_classes: int) -> np.ndarray:
-    """Class counts of the labeled set after the stage's picks were labeled."""
-    picks = np.bincount(np.asarray(record.selected_labels, np.int64), minlength=num_classes)
+def labeled_counts_after(record, num_classes: int, pixel_counts: np.ndarray | None = None) -> np.ndarray:
+    """Class counts of the labeled set after the stage's picks were labeled. Segmentation: give
+    ``pixel_counts`` (N, K), the labeled pixels per class of every training image; the counts are pixels."""
+    if pixel_counts is not None:
+        picks = np.asarray(pixel_counts, np.int64)[np.asarray(record.selected, np.int64)].sum(0)
+    else:
+        picks = np.bincount(np.asarray(record.selected_labels, np.int64), minlength=num_classes)
     return np.asarray(record.class_counts, np.int64)[:num_classes] + picks[:num_classes]
 
 
 # -- learning curves from one session (a single trial) ----------------------------------------------
-CURVE_COLUMNS = ("method", "stage", "labeled_count", "accuracy_mean", "accuracy_std", "trials",
-                 "improvement_mean", "p_value_vs_random")
-
-
 def curves_from_records(records: dict, baseline: str = "random") -> "pd.DataFrame":
-    """The tidy learning-curve frame (``CURVE_COLUMNS``) for one trial of stepped records: the same
-    statistics as a saved multi-trial run (``statistics.learning_curve_frame``), with one trial (so std
-    and p-values are NaN, improvement over ``baseline`` is the plain difference where it was run)."""
+    """The tidy learning-curve frame (``statistics.CURVE_COLUMNS``) for one trial of stepped records: the
+    same statistics as a saved multi-trial run (``statistics.learning_curve_frame``), with one trial (so std
+    and p-values are NaN, improvement over ``baseline`` is the plain difference where it was run). The
+    metric is the records' headline one: accuracy, or mean IoU for segmentation."""
     import pandas as pd
 
     from .statistics import learning_curve_frame
 
+    columns = ["trial", "method", "stage", "labeled_count", "accuracy", "mean_iou"]
     metrics = pd.DataFrame(
-        [{"trial": 0, "method": m, "stage": r.stage, "labeled_count": r.labeled_count, "accuracy": float(r.accuracy)}
-         for m, recs in records.items() for r in recs],
-        columns=["trial", "method", "stage", "labeled_count", "accuracy"],
+        [{"trial": 0, "method": m, "stage": r.stage, "labeled_count": r.labeled_count, "accuracy": float(r.accuracy),
+          "mean_iou": float("nan") if r.mean_iou is None else float(r.mean_iou)} for m, recs in records.items() for r in recs],
+        columns=columns,
     )
     return learning_curve_frame(metrics, baseline=baseline)
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-MODELS = ("mlp", "cnn", "resnet18", "resnet18_imagenet")
+MODELS = ("mlp", "cnn", "resnet18", "resnet18_imagenet", "encdec", "drn")
+SEGMENTATION_MODELS = ("encdec", "drn")  # per-pixel logits; the others classify whole samples
 OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
 KL_REDUCTIONS = ("mean", "sum")
@@ -51,6 +52,14 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "cifar10": dict(_CIFAR),
     "cifar100": dict(_CIFAR, initial_size=2000, budget=2000),  # TA-VAAL 4.2
     "svhn": dict(_CIFAR),
+    # Segmentation: the small encoder-decoder on the generated shapes (a CPU stage in seconds, bench/);
+    # Cityscapes follows TA-VAAL 4.4 (DRN, SGD 1e-3, batch 4, 200 + 200 per stage; presets name sources).
+    "shapes": dict(_IMAGE_SMALL, model="encdec", lr=3e-3, weight_decay=0.0, task_epochs=20, batch_size=16,
+                   initial_size=40, budget=20, vae_epochs=10, vae_batch_size=64),
+    "cityscapes": dict(_CIFAR, model="drn", lr=1e-3, weight_decay=5e-4, task_epochs=100, batch_size=4,
+                       initial_size=200, budget=200, vae_epochs=100, vae_batch_size=4),
+    # Caltech-101 (TA-VAAL 4.3): ResNet-18 on 224x224 images (ImageNet stem), 1,000 + 500 per stage.
+    "caltech101": dict(_CIFAR, model="resnet18_imagenet", initial_size=1000, budget=500),
 }
 _FALLBACK_DEFAULTS = dict(_IMAGE_SMALL)
 RESOLVED_FIELDS = tuple(DATASET_DEFAULTS["moons"])
@@ -106,6 +115,7 @@ class ExperimentConfig:
     latent_dim: int | None = None
     vae_width: int = 32
     vae_preset: str = "small"
+    vae_lr: float | None = None  # Adam lr of the VAE and the discriminator; None: 5e-4 images, 1e-2 two-moons
     beta: float = 1.0
     adversary_weight: float = 1.0
     kl_reduction: str = "mean"
@@ -126,9 +136,7 @@ class ExperimentConfig:
     deterministic: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "dataset_options", dict(self.dataset_options or {}))
-        if self.class_counts is not None:
-            object.__setattr__(self, "class_counts", tuple(int(c) for c in self.class_counts))
+        _normalise(self)  # types are checked before anything is converted
         validate(self)
 
     # -- derived -------------------------------------------------------------------------------
@@ -182,6 +190,51 @@ class ExperimentConfig:
 
 
 # -- validation -------------------------------------------------------------------------------------
+# Bounds on what the code can hold and what still means what it says. Seeds: trial t runs seed + t, and
+# every seed is stored as a 64-bit integer and fed to libraries that take 32 bits (scikit-learn).
+MAX_SEED = 2**32 - 1
+MAX_SAMPLES = 10_000_000  # sizes of pools, batches and subsets: far above any supported dataset
+MAX_EPOCHS = 10_000  # the papers train 200 epochs; 10^9 would never finish and is surely a typo
+MAX_LR = 10.0  # the papers use 0.1 (SGD) and 1e-3 (Adam); above 10 training only diverges
+MAX_WEIGHT = 1e6  # loss weights, margins, beta, alpha: finite and far from float32's overflow
+
+
+def _is_int(value) -> bool:
+    import numbers
+
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _normalise(cfg) -> None:
+    """Check the types of the fields that are converted (options, class counts, numpy integers), then
+    convert: a string is never split into characters, a dict never read as its keys, 400.9 never cut to 400."""
+    import numbers
+
+    options = cfg.dataset_options
+    if options is None:
+        options = {}
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise ConfigError("dataset_options", f"must be a mapping of option name to value, got {options!r}")
+    object.__setattr__(cfg, "dataset_options", dict(options))
+    counts = cfg.class_counts
+    if counts is not None:
+        if isinstance(counts, dict):
+            raise ConfigError("class_counts", "must be a list with one count per class, in class order "
+                                              f"(e.g. [50, 500]); a mapping is not accepted, got {counts!r}")
+        if isinstance(counts, (str, bytes)) or not isinstance(counts, (list, tuple)):
+            raise ConfigError("class_counts", f"must be a list with one count per class, got {counts!r}")
+        for c in counts:
+            if not _is_int(c):
+                raise ConfigError("class_counts", f"every count must be a whole number, got {c!r}")
+            if not 0 <= c <= MAX_SAMPLES:
+                raise ConfigError("class_counts", f"every count must be from 0 to {MAX_SAMPLES:,}, got {c}")
+        object.__setattr__(cfg, "class_counts", tuple(int(c) for c in counts))
+    for f in dataclasses.fields(cfg):  # numpy integers (e.g. from a UI) become plain ints, nothing else changes
+        value = getattr(cfg, f.name)
+        if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+            object.__setattr__(cfg, f.name, int(value))
+
+
 def _int(cfg, name, low=None, high=None, optional=False, what=""):
     value = getattr(cfg, name)
     if value is None:
@@ -196,7 +249,7 @@ def _int(cfg, name, low=None, high=None, optional=False, what=""):
         raise ConfigError(name, f"must be <= {high}{what}, got {value}")
 
 
-def _float(cfg, name, low=None, high=None, optional=False, low_open=False):
+def _float(cfg, name, low=None, high=None, optional=False, low_open=False, what=""):
     value = getattr(cfg, name)
     if value is None:
         if optional:
@@ -207,7 +260,7 @@ def _float(cfg, name, low=None, high=None, optional=False, low_open=False):
     if low is not None and (value <= low if low_open else value < low):
         raise ConfigError(name, f"must be {'>' if low_open else '>='} {low}, got {value}")
     if high is not None and value > high:
-        raise ConfigError(name, f"must be <= {high}, got {value}")
+        raise ConfigError(name, f"must be <= {high:g}{what}, got {value}")
 
 
 def _choice(cfg, name, allowed, optional=False):
@@ -226,6 +279,7 @@ def validate(cfg: ExperimentConfig, resolved: bool = False) -> None:
     _choice(cfg, "dataset", available_datasets())
     _choice(cfg, "method", available_methods())
     _choice(cfg, "model", MODELS, optional=True)
+    _check_task_kind(cfg)
     _choice(cfg, "optimizer", OPTIMIZERS, optional=True)
     _choice(cfg, "device", DEVICES)
     _choice(cfg, "kl_reduction", KL_REDUCTIONS)
@@ -235,40 +289,46 @@ def validate(cfg: ExperimentConfig, resolved: bool = False) -> None:
     _choice(cfg, "precision", PRECISIONS)
     if not isinstance(cfg.dataset_options, dict):
         raise ConfigError("dataset_options", "must be a mapping of option name to value")
-    _float(cfg, "imbalance_ratio", low=1, optional=True)
-    if cfg.class_counts is not None and any(c < 0 for c in cfg.class_counts):
-        raise ConfigError("class_counts", "every count must be >= 0")
+    _check_model_input(cfg)
+    _float(cfg, "imbalance_ratio", low=1, high=MAX_SAMPLES, optional=True)
     if cfg.imbalance_ratio is not None and cfg.class_counts is not None:
         raise ConfigError("class_counts", "give either imbalance_ratio or class_counts, not both")
-    _int(cfg, "subsample", low=1, optional=True)
-    _int(cfg, "initial_size", low=1, optional=True)
-    _int(cfg, "budget", low=1, optional=True)
+    if cfg.imbalance_ratio is not None and cfg.dataset == "moons":
+        # imbalance_ratio cuts the first half of the classes; two moons' class 0 is already the 500 of
+        # TA-VAAL's 500/50 set, so a ratio of 10 would silently make it 50/50
+        raise ConfigError("imbalance_ratio", "two moons is imbalanced by dataset_options n_per_class (TA-VAAL "
+                                             "Figure 1: [500, 50]); set that, or class_counts, instead")
+    _int(cfg, "subsample", low=1, high=MAX_SAMPLES, optional=True)
+    _int(cfg, "initial_size", low=1, high=MAX_SAMPLES, optional=True)
+    _int(cfg, "budget", low=1, high=MAX_SAMPLES, optional=True)
     _int(cfg, "stages", low=1, high=1000)
-    _int(cfg, "subset_factor", low=0, optional=True, what=" (0 = score the whole pool)")
+    _int(cfg, "subset_factor", low=0, high=MAX_SAMPLES, optional=True, what=" (0 = score the whole pool)")
     _float(cfg, "subset_fraction", low=0, high=1, low_open=True, optional=True)
-    _int(cfg, "seed", low=0)
-    _float(cfg, "lr", low=0, low_open=True, optional=True)
+    _int(cfg, "seed", low=0, high=MAX_SEED, what=" (seeds are 32-bit)")
+    _float(cfg, "lr", low=0, high=MAX_LR, low_open=True, optional=True,
+           what=" (larger steps only diverge; the papers use 0.1 with SGD, 1e-3 with Adam)")
     _float(cfg, "momentum", low=0, high=1, optional=True)
-    _float(cfg, "weight_decay", low=0, optional=True)
-    _int(cfg, "task_epochs", low=1, optional=True)
-    _int(cfg, "task_epochs_increment", low=0)
-    _int(cfg, "batch_size", low=2, optional=True)
+    _float(cfg, "weight_decay", low=0, high=1, optional=True)
+    _int(cfg, "task_epochs", low=1, high=MAX_EPOCHS, optional=True, what=" (the papers train 200 epochs)")
+    _int(cfg, "task_epochs_increment", low=0, high=MAX_EPOCHS)
+    _int(cfg, "batch_size", low=2, high=MAX_SAMPLES, optional=True)
     _float(cfg, "lr_milestone", low=0, high=1, low_open=True)
     _float(cfg, "dropout", low=0, high=0.9, optional=True)
-    _float(cfg, "head_weight", low=0)
-    _float(cfg, "margin", low=0)
+    _float(cfg, "head_weight", low=0, high=MAX_WEIGHT)
+    _float(cfg, "margin", low=0, high=MAX_WEIGHT)
     _float(cfg, "head_stop_fraction", low=0, high=1)
     _int(cfg, "mc_passes", low=2, high=1000)
-    _int(cfg, "vae_epochs", low=1, optional=True)
-    _int(cfg, "vae_batch_size", low=2, optional=True)
+    _int(cfg, "vae_epochs", low=1, high=MAX_EPOCHS, optional=True, what=" (VAAL trains 100 epochs)")
+    _int(cfg, "vae_batch_size", low=2, high=MAX_SAMPLES, optional=True)
     _int(cfg, "latent_dim", low=1, high=1024, optional=True)
     _int(cfg, "vae_width", low=1, high=1024)
-    _float(cfg, "beta", low=0)
-    _float(cfg, "adversary_weight", low=0)
-    _float(cfg, "alpha", low=0)
-    _int(cfg, "uniform_rank_steps", low=0)
-    _int(cfg, "unsupervised_vae_epochs", low=1)
-    _int(cfg, "analysis_size", low=0)
+    _float(cfg, "vae_lr", low=0, high=MAX_LR, low_open=True, optional=True)
+    _float(cfg, "beta", low=0, high=MAX_WEIGHT)
+    _float(cfg, "adversary_weight", low=0, high=MAX_WEIGHT)
+    _float(cfg, "alpha", low=0, high=MAX_WEIGHT)
+    _int(cfg, "uniform_rank_steps", low=0, high=MAX_SAMPLES)
+    _int(cfg, "unsupervised_vae_epochs", low=1, high=MAX_EPOCHS)
+    _int(cfg, "analysis_size", low=0, high=MAX_SAMPLES)
     for flag in ("warm_start", "deterministic"):
         if not isinstance(getattr(cfg, flag), bool):
             raise ConfigError(flag, f"must be true or false, got {getattr(cfg, flag)!r}")
@@ -290,6 +350,48 @@ def check_method(cfg: ExperimentConfig, method: str) -> None:
     if get_strategy(method).needs.mc_dropout and cfg.dropout is not None and cfg.dropout <= 0:
         raise ConfigError("dropout", f"method {method!r} samples MC dropout and needs dropout > 0 (e.g. "
                                      f"{MC_DROPOUT_DEFAULT}), or leave dropout unset; got {cfg.dropout}")
+
+
+# Models that take images (channels x height x width); the MLP takes any input, flattened.
+IMAGE_MODELS = ("cnn", "resnet18", "resnet18_imagenet")
+
+
+def _check_model_input(cfg, kind: str | None = None, shape=None) -> None:
+    """A convolutional model on vector data (two moons) would fail inside the first stage: refuse it here.
+    ``kind`` and ``shape`` come from a loaded dataset; without them the registry says the dataset's kind."""
+    if cfg.model not in IMAGE_MODELS:
+        return
+    if kind is None:
+        from .data import dataset_info
+
+        kind = dataset_info(cfg.dataset)["kind"]
+    if kind != "image" or (shape is not None and len(shape) != 3):
+        got = f" of shape {tuple(shape)}" if shape is not None else ""
+        raise ConfigError("model", f"{cfg.model!r} takes images (channels x height x width) but {cfg.dataset!r} "
+                                   f"holds {kind} data{got}; use 'mlp'")
+
+
+def check_dataset(cfg: ExperimentConfig, dataset) -> None:
+    """Checks that need the loaded dataset (called by ``ActiveLearner.start`` before anything trains)."""
+    _check_model_input(cfg, dataset.kind, dataset.input_shape)
+    check_pool_size(cfg, len(dataset.y_train))
+
+
+def _check_task_kind(cfg: ExperimentConfig) -> None:
+    """Segmentation datasets take the segmentation models and no class cuts; the others the classifiers."""
+    from .data import dataset_info
+
+    segmentation = dataset_info(cfg.dataset)["kind"] == "segmentation"
+    if cfg.model is not None:
+        if segmentation and cfg.model not in SEGMENTATION_MODELS:
+            raise ConfigError("model", f"'{cfg.dataset}' labels every pixel; choose a segmentation model: "
+                                       f"{', '.join(SEGMENTATION_MODELS)}")
+        if not segmentation and cfg.model in SEGMENTATION_MODELS:
+            allowed = [m for m in MODELS if m not in SEGMENTATION_MODELS]
+            raise ConfigError("model", f"{cfg.model!r} segments images; '{cfg.dataset}' needs one of: {', '.join(allowed)}")
+    if segmentation and (cfg.imbalance_ratio is not None or cfg.class_counts is not None):
+        field = "imbalance_ratio" if cfg.imbalance_ratio is not None else "class_counts"
+        raise ConfigError(field, f"cuts a classification set by class; '{cfg.dataset}' labels pixels, not images")
 
 
 def check_pool_size(cfg: ExperimentConfig, pool_size: int) -> None:

@@ -11,6 +11,7 @@ and a step() after a what-if reuses it. Every random draw comes from (seed, stag
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -20,16 +21,17 @@ import torch
 
 from . import adversarial, rng
 from .analysis import class_count_entropy
-from .config import ExperimentConfig, check_method, check_pool_size
+from .config import ExperimentConfig, check_dataset, check_method
 from .data import Dataset, prepare_dataset
 from .data.pool import Pool
 from .models.loss_head import LossPredictionHead
 from .models.task import build_task_model, check_pretrained_weights
 from .records import StageRecord
 from .strategies import Selection, get_strategy
-from .training import (Predictions, TrainSettings, mc_dropout_probs, predict, resolve_device, resolve_precision,
-                       train_task_model)
+from .training import (Predictions, TrainSettings, evaluate_segmentation, mc_dropout_pixel_bald, mc_dropout_probs,
+                       predict, predict_masks, resolve_device, resolve_precision, train_task_model)
 from .training import evaluate as evaluate_probs
+from .strategies.uncertainty import bald_scores, predictive_entropy
 
 # progress(phase, fraction of that phase done, message)
 ProgressCallback = Callable[[str, float, str], None]
@@ -40,6 +42,24 @@ PHASE_UNSUP_VAE = "unsupervised VAE"
 PHASE_SCORING = "scoring"
 
 BOUNDARY_GRID = 80
+_RECORD_FIELDS = {f.name for f in dataclasses.fields(StageRecord) if f.name.startswith("candidate_")}
+# Segmentation records keep the predicted masks of the first picks (the gallery shows them beside the truth).
+STORED_MASKS = 24
+
+
+@dataclass
+class Evaluation:
+    """Test-set scores of one trained model. Classification: accuracy per sample; segmentation: pixel
+    accuracy, and mean IoU with per-class IoU (NaN / empty for classification)."""
+
+    accuracy: float
+    per_class_accuracy: np.ndarray
+    mean_iou: float = float("nan")
+    per_class_iou: np.ndarray = None  # type: ignore[assignment]
+
+    def __post_init__(self):
+        if self.per_class_iou is None:
+            self.per_class_iou = np.zeros(0, np.float32)
 
 
 @dataclass
@@ -50,6 +70,7 @@ class TrainedTask:
     task_loss_history: list[float]
     seconds: float
     init: str = "random"  # "imagenet" when ImageNet weights were loaded
+    shared: bool = False  # trained by another learner of the session on the same labels (not here)
 
 
 @dataclass
@@ -60,6 +81,9 @@ class OracleResult:
     boundary_x: np.ndarray
     boundary_y: np.ndarray
     boundary_prob: np.ndarray
+
+
+_EMPTY = np.zeros(0, np.float32)
 
 
 def _noop(phase: str, fraction: float, message: str) -> None:
@@ -73,7 +97,11 @@ class ActiveLearner:
     >>> record = learner.step()
     """
 
-    def __init__(self, config: ExperimentConfig, dataset: Dataset | None = None):
+    def __init__(self, config: ExperimentConfig, dataset: Dataset | None = None, shared: dict | None = None):
+        """``shared``: one dict handed to every learner of a session whose configs differ only in ``method``
+        (same data and seed). Task models trained on the same labeled set with the same needs are then
+        trained once and shared, e.g. random, core-set and VAAL at stage 0; results are unchanged, since a
+        task model depends only on (seed, stage, labeled set, needs). Ignored with ``warm_start``."""
         self.config = config.resolve()
         self.device = resolve_device(self.config.device, self.config.deterministic)
         self.precision = resolve_precision(self.config.precision, self.device, self.config.model)
@@ -85,18 +113,22 @@ class ActiveLearner:
         self._warm: dict = {}  # head kind -> last stage's trained task model (warm_start)
         self._unsupervised_vae = None  # Godwin et al. 2022: one per trial, reused across stages
         self._oracle: OracleResult | None = None
+        self._shared = shared
 
     # -- set-up ------------------------------------------------------------------------------------
     def start(self) -> "ActiveLearner":
         cfg = self.config
         ds = prepare_dataset(cfg, self._given_dataset)
-        check_pool_size(cfg, len(ds.y_train))
+        check_dataset(cfg, ds)
         check_pretrained_weights(cfg)
         self.dataset = ds.to(self.device)
-        self._y_train = self.dataset.y_train.cpu().numpy()
-        self._y_test = self.dataset.y_test.cpu().numpy()
-        self.pool = Pool.initial(len(self._y_train), cfg.initial_size, cfg.seed)
+        # One class per sample (segmentation: the image's dominant class) for records and views; the counts
+        # a labeled set adds up to (segmentation: labeled pixels per class of each image).
+        self._y_train = ds.sample_labels("train")
+        self._y_test = ds.sample_labels("test")
+        self._pixel_counts = ds.pixel_counts("train") if ds.is_segmentation else None
         n = len(self._y_train)
+        self.pool = Pool.initial(n, cfg.initial_size, cfg.seed)
         size = min(cfg.analysis_size, n)
         self.analysis_indices = np.sort(rng.numpy_rng(cfg.seed, 0, "analysis").choice(n, size=size, replace=False))
         self.records = []
@@ -118,7 +150,13 @@ class ActiveLearner:
 
     @property
     def pool_class_counts(self) -> np.ndarray:
-        return np.bincount(self._y_train, minlength=self.dataset.num_classes)
+        """Samples per class in the pool; for segmentation, labeled pixels per class."""
+        return self._class_counts(np.arange(len(self._y_train)))
+
+    def _class_counts(self, indices) -> np.ndarray:
+        if self._pixel_counts is not None:
+            return self._pixel_counts[np.asarray(indices, np.int64)].sum(0)
+        return np.bincount(self._y_train[indices], minlength=self.dataset.num_classes)
 
     # -- public API --------------------------------------------------------------------------------
     def step(self, progress: ProgressCallback | None = None) -> StageRecord:
@@ -166,6 +204,17 @@ class ActiveLearner:
             self.records.append(record)
             self._cache = {}
 
+    def fork_at(self, stage: int) -> "ActiveLearner":
+        """A fresh learner of the same config and data, brought to ``stage`` from this learner's records
+        (nothing recomputed but what ``restore`` needs). ``fork_at(s).what_if(methods)`` is what every method
+        would have picked from this method's labeled set at stage ``s``; this learner is left unchanged."""
+        self._require_started()
+        if not 0 <= stage <= self.stage:
+            raise ValueError(f"stage must be between 0 and {self.stage}, got {stage}")
+        fork = ActiveLearner(self.config, dataset=self._given_dataset).start()
+        fork.restore(self.records[:stage])
+        return fork
+
     def oracle(self, progress: ProgressCallback | None = None) -> OracleResult:
         """Train the task learner on every training label (no head), cached."""
         self._require_started()
@@ -174,9 +223,10 @@ class ActiveLearner:
             # the epochs of the last stage: the most the schedule gives any stage
             trained = self._train_task(all_idx, "none", False, self.config.dropout_for(self.config.method), -1,
                                        progress or _noop, epochs=self.config.epochs_at(self.config.stages - 1))
-            preds = self._predict(trained, self.dataset.x_test)
-            acc, _ = evaluate_probs(preds.probs, self._y_test, self.dataset.num_classes)
-            self._oracle = OracleResult(acc, *self._boundary(trained))
+            scores = self._evaluate(trained)
+            headline = scores.mean_iou if self.dataset.is_segmentation else scores.accuracy
+            boundary = self._boundary(trained) if self.dataset.input_shape == (2,) else (_EMPTY, _EMPTY, _EMPTY)
+            self._oracle = OracleResult(headline, *boundary)
         return self._oracle
 
     # -- one stage ---------------------------------------------------------------------------------
@@ -197,11 +247,11 @@ class ActiveLearner:
             t = time.perf_counter()
         dropout = cfg.dropout_for(method)
         trained = self._task_model(labeled, needs.head, extra_vae, dropout, progress)
-        timings[PHASE_TASK] = time.perf_counter() - t
+        if not trained.shared:  # a shared model cost this stage nothing: no task-training time to report
+            timings[PHASE_TASK] = time.perf_counter() - t
 
         t = time.perf_counter()
-        test_preds = self._predict(trained, ds.x_test, extra=None if not extra_vae else self._mu(ds.x_test))
-        accuracy, per_class = evaluate_probs(test_preds.probs, self._y_test, ds.num_classes)
+        scores = self._evaluate(trained, extra=None if not extra_vae else self._mu(ds.x_test))
         candidates = self.pool.candidates(cfg.budget, cfg.subset_factor, cfg.seed, stage,
                                           fraction=cfg.subset_fraction)
         ctx = _StageContext(self, trained, candidates, labeled, method, stage)
@@ -222,9 +272,11 @@ class ActiveLearner:
 
         # Diagnostics every stage records (docs/METHODS.md).
         cand_preds = ctx.predictions()
-        counts = np.bincount(self._y_train[labeled], minlength=ds.num_classes)
+        counts = self._class_counts(labeled)
         entropy, entropy_norm = class_count_entropy(counts)
-        extras = {}
+        extras = {"candidate_entropy": np.asarray(ctx.predictive_entropy(), np.float64)}
+        # A strategy's per-candidate diagnostics that a record holds (e.g. BALD's terms, greedy gains).
+        extras.update({k: np.asarray(v) for k, v in selection.diagnostics.items() if k in _RECORD_FIELDS})
         if cand_preds.predicted_loss is not None:
             extras["candidate_predicted_loss"] = cand_preds.predicted_loss
             extras["candidate_rank"] = 1.0 / (1.0 + np.exp(-cand_preds.predicted_loss))
@@ -241,11 +293,16 @@ class ActiveLearner:
             extras["analysis_vae_mu"] = self._raw_mu_of(self.analysis_indices).cpu().numpy()  # views scale by alpha
         if ds.kind == "vector" and ds.input_shape == (2,):
             extras["boundary_x"], extras["boundary_y"], extras["boundary_prob"] = self._boundary(trained)
+        if ds.is_segmentation:
+            shown = selection.indices[:STORED_MASKS]
+            extras["selected_predicted_masks"] = predict_masks(trained.model, ds.x_train[self._t(shown)], ds.normalize)
+            extras["mean_iou"] = scores.mean_iou
+            extras["per_class_iou"] = scores.per_class_iou
         timings[PHASE_SCORING] = time.perf_counter() - t
 
         return StageRecord(
-            stage=stage, method=method, labeled_count=len(labeled), accuracy=accuracy,
-            per_class_accuracy=per_class, class_counts=counts, class_entropy=entropy,
+            stage=stage, method=method, labeled_count=len(labeled), accuracy=scores.accuracy,
+            per_class_accuracy=scores.per_class_accuracy, class_counts=counts, class_entropy=entropy,
             class_entropy_normalized=entropy_norm, selected=selection.indices.astype(np.int64),
             selected_labels=self._y_train[selection.indices], score_name=selection.score_name,
             higher_is_better=selection.higher_is_better, labeled=labeled.astype(np.int64),
@@ -261,10 +318,30 @@ class ActiveLearner:
     def _task_model(self, labeled, head_kind: str, extra_vae: bool, dropout: float, progress) -> TrainedTask:
         key = ("task", head_kind, extra_vae, dropout)
         if key not in self._cache:
-            self._cache[key] = self._train_task(labeled, head_kind, extra_vae, dropout, self.stage, progress)
+            shared_key = self._shared_key(labeled, key)
+            trained = self._shared.get(shared_key) if shared_key is not None else None
+            if trained is None:
+                trained = self._train_task(labeled, head_kind, extra_vae, dropout, self.stage, progress)
+                if shared_key is not None:
+                    for old in [k for k in self._shared if k[1] != self.stage]:  # only this stage's models
+                        del self._shared[old]
+                    self._shared[shared_key] = trained
+            else:
+                trained = dataclasses.replace(trained, seconds=0.0, shared=True)
+            self._cache[key] = trained
             if self.config.warm_start:
                 self._warm[key[1:]] = self._cache[key]
         return self._cache[key]
+
+    def _shared_key(self, labeled, key) -> tuple | None:
+        """The key of a task model in the session's shared dict (None: not shared)."""
+        if self._shared is None or self.config.warm_start:
+            return None
+        import hashlib
+
+        same = self.config.with_(method="random").to_json()  # every field but the method
+        digest = hashlib.sha1(np.sort(np.asarray(labeled, np.int64)).tobytes()).hexdigest()
+        return (same, self.stage, digest) + key
 
     def _train_task(self, indices, head_kind, extra_vae, dropout, stage, progress, epochs=None) -> TrainedTask:
         cfg, ds = self.config, self.dataset
@@ -286,13 +363,14 @@ class ActiveLearner:
                                               extra_dim=extra_dim)
             model = model.to(self.device)
             head = head.to(self.device) if head is not None else None
-            if ds.kind == "image":  # channels-last: faster for convs on CUDA and on the CPU (fp32 and bf16)
+            if ds.is_image:  # channels-last: faster for convs on CUDA and on the CPU (fp32 and bf16)
                 model = model.to(memory_format=torch.channels_last)
         settings = TrainSettings(
             epochs=epochs if epochs is not None else cfg.epochs_at(stage), batch_size=cfg.batch_size, optimizer=cfg.optimizer, lr=cfg.lr,
             momentum=cfg.momentum, weight_decay=cfg.weight_decay, lr_milestone=cfg.lr_milestone,
             head_kind=head_kind, head_weight=cfg.head_weight, margin=cfg.margin,
-            head_stop_fraction=cfg.head_stop_fraction, augment=ds.augment, precision=self.precision,
+            head_stop_fraction=cfg.head_stop_fraction, augment=ds.augment, crop_padding=ds.crop_padding,
+            precision=self.precision,
         )
         idx = self._t(indices)
         label = "task learner" + (" + loss head" if head_kind == "margin" else " + Ranker" if head_kind == "ranking" else "")
@@ -316,8 +394,10 @@ class ActiveLearner:
             discriminator_rank_input=cfg.discriminator_rank_input, uniform_rank_steps=cfg.uniform_rank_steps,
             precision=self.precision,
         )
-        if ds.kind == "image":  # the MLP VAE for 2-d data keeps its own hidden width
+        if ds.is_image:  # the MLP VAE for 2-d data keeps its own hidden width
             overrides["vae_width"] = cfg.vae_width
+        if cfg.vae_lr is not None:
+            overrides["lr_vae"] = overrides["lr_discriminator"] = cfg.vae_lr
         return adversarial.VAALSettings.for_shape(ds.input_shape, **overrides)
 
     def _vaal(self, needs, trained: TrainedTask, labeled, candidates, progress):
@@ -401,6 +481,17 @@ class ActiveLearner:
     def _predict(self, trained: TrainedTask, x, y=None, extra=None) -> Predictions:
         return predict(trained.model, x, self.dataset.normalize, head=trained.head, y=y, extra=extra)
 
+    def _evaluate(self, trained: TrainedTask, extra=None) -> Evaluation:
+        """Test-set scores: accuracy per class; for segmentation pixel accuracy and (per-class) IoU from the
+        confusion matrix over every labeled test pixel."""
+        ds = self.dataset
+        if ds.is_segmentation:
+            preds = self._predict(trained, ds.x_test, y=ds.y_test, extra=extra)
+            seg = evaluate_segmentation(preds.confusion)
+            return Evaluation(seg.pixel_accuracy, seg.per_class_accuracy, seg.mean_iou, seg.per_class_iou)
+        preds = self._predict(trained, ds.x_test, extra=extra)
+        return Evaluation(*evaluate_probs(preds.probs, self._y_test, ds.num_classes))
+
     def _boundary(self, trained: TrainedTask):
         """P(class 1) on a grid over the data's range, for the two-moons views (plain arrays in the record)."""
         x = self.dataset.x_train.float().cpu().numpy()
@@ -429,6 +520,7 @@ class _StageContext:
         self._stage = stage
         self._memo: dict = {}
         self.vaal_models = None
+        self.segmentation = bool(learner.dataset.is_segmentation)
 
     def _once(self, key, fn):
         if key not in self._memo:
@@ -439,6 +531,21 @@ class _StageContext:
         lr = self._learner
 
         return self._once("pred", lambda: lr._pool_predictions(self._trained, "candidates", self.candidates))
+
+    def predictive_entropy(self) -> np.ndarray:
+        """(N,) entropy of each candidate's predicted class distribution; segmentation: the per-pixel
+        entropy averaged over the image."""
+        preds = self.predictions()
+        return preds.pixel_entropy if preds.pixel_entropy is not None else predictive_entropy(preds.probs)
+
+    def bald(self) -> np.ndarray:
+        """(N,) BALD mutual information from MC-dropout passes; segmentation: per pixel, averaged over the image."""
+        lr = self._learner
+        if not lr.dataset.is_segmentation:
+            return bald_scores(self.mc_probs())
+        return self._once("bald", lambda: mc_dropout_pixel_bald(
+            self._trained.model, lr.dataset.x_train[lr._t(self.candidates)], lr.dataset.normalize,
+            lr.config.mc_passes, rng.torch_generator(lr.config.seed, self._stage, "mc-dropout", lr.device)))
 
     def mc_probs(self) -> np.ndarray:
         lr = self._learner

@@ -10,6 +10,9 @@ candidates and the analysis sample; one unsupervised VAE per trial for the Godwi
 
 >>> est = estimate_spec(load_preset("digits_demo"))      # doctest: +SKIP
 >>> est.seconds, est.describe()                          # doctest: +SKIP
+
+The Stage explorer and the two-moons page say what their next Step costs with the same estimate, for one
+stage (``estimate_config(config, methods, stages=[stage])``).
 """
 from __future__ import annotations
 
@@ -137,7 +140,10 @@ def probe(config: ExperimentConfig, vae: bool = True, unsupervised: bool = False
         settings = TrainSettings(epochs=4, batch_size=bs, optimizer=cfg.optimizer, lr=1e-3, momentum=0.9,
                                  weight_decay=0.0, head_kind="ranking", precision=precision)
         gen = torch.Generator(device=device).manual_seed(0)
-        x, y = make(3 * bs), torch.randint(0, 10, (3 * bs,), device=device)
+        from .config import SEGMENTATION_MODELS
+
+        labels = (3 * bs, *shape[1:]) if cfg.model in SEGMENTATION_MODELS else (3 * bs,)  # masks: one label a pixel
+        x, y = make(3 * bs), torch.randint(0, 10, labels, device=device)
         train_task_model(model, head, x[:bs], y[:bs], normalize, settings, gen)  # warm-up
         task_step = _timed(lambda: train_task_model(model, head, x, y, normalize, settings, gen)) / 12
         n_inf = 512 if image else 4096
@@ -237,3 +243,4 @@ def estimate_config(config: ExperimentConfig, methods, trials: int = 1, stages=N
                 phases["VAE / discriminator"] += steps * rates.vae_step
     phases = {k: v * trials for k, v in phases.items()}
     return Estimate(sum(phases.values()), device.type, precision, phases, probe_seconds)
+

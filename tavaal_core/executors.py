@@ -105,11 +105,12 @@ class SequentialExecutor:
         runner.session = driver.status["session"]
         first = experiment.units()[0] if experiment.units() else None
         for unit in units:
+            gaps = driver.plan[unit]
             learner = None
-            if experiment._first_learner is not None and unit == first and unit.finished(experiment.run_dir) == 0:
+            if experiment._first_learner is not None and unit == first and len(gaps) == experiment.spec.stages:
                 learner = experiment._first_learner
             experiment._first_learner = None
-            runner.run(unit, driver, learner)
+            runner.run(unit, driver, learner, gaps)
 
 
 # -- worker processes on this machine ----------------------------------------------------------------------

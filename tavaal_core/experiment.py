@@ -10,10 +10,12 @@ unit's folder (see :mod:`tavaal_core.store`). Units run one after another in thi
 through an executor (:mod:`tavaal_core.executors`: local worker processes, or Ray tasks); the records do
 not depend on which.
 
-Resume: finished (trial, method) runs are skipped; a partly finished one is *replayed*: a fresh learner
-gets the stored stages' picks added to its pool (nothing is recomputed), then continues. Because the
-engine's randomness depends only on (seed, stage, purpose) and the labeled pool, the continued stages
-equal those of an uninterrupted run.
+Resume: every stored record is read and verified (checksums, see :mod:`tavaal_core.store`); a unit whose
+records are all intact is skipped; otherwise a fresh learner *replays* the intact stages (their picks are
+added to its pool, nothing is recomputed) and computes the missing or damaged ones. Because the engine's
+randomness depends only on (seed, stage, purpose) and the labeled pool, the computed stages equal those of
+an uninterrupted run, so a damaged record is repaired by recomputing it; each repair is reported (a
+``"repair"`` progress event, and ``repaired`` in ``status.json``).
 
 >>> spec = ExperimentSpec(ExperimentConfig(dataset="moons", stages=3), methods=("random", "lloss"), trials=2)
 >>> run = Experiment.create(spec, "runs")          # doctest: +SKIP
@@ -34,7 +36,7 @@ from typing import Callable
 import numpy as np
 
 from . import store
-from .config import ExperimentConfig
+from .config import MAX_SEED, ExperimentConfig
 from .engine import ActiveLearner
 from .errors import ConfigError, TavaalError
 from .records import StageRecord
@@ -74,11 +76,21 @@ class ExperimentSpec:
         if isinstance(methods, str):
             methods = tuple(m.strip() for m in methods.split(",") if m.strip())
         object.__setattr__(self, "methods", tuple(methods))
+        if self.notes is not None and not isinstance(self.notes, dict):
+            raise ConfigError("notes", f"must map a field name to the source of its value, got {self.notes!r}")
         object.__setattr__(self, "notes", dict(self.notes or {}))
         validate_methods(self.methods)
         validate_trials(self.trials)
         if not isinstance(self.config, ExperimentConfig):
             raise ConfigError("config", f"must be an ExperimentConfig, got {type(self.config).__name__}")
+        if self.config.seed + self.trials - 1 > MAX_SEED:  # trial t runs seed + t
+            raise ConfigError("seed", f"seed + trials - 1 must be <= {MAX_SEED} (seeds are 32-bit), got "
+                                      f"{self.config.seed} + {self.trials} - 1")
+        if self.preset is not None and (not isinstance(self.preset, str) or not store._NAME_RE.match(self.preset)):
+            # the preset's name starts the run folder's name
+            raise ConfigError("preset", f"must be a preset name (letters, digits, '.', '_', '-'), got {self.preset!r}")
+        if not isinstance(self.description, str):
+            raise ConfigError("description", f"must be text, got {self.description!r}")
         sweep = validate_sweep(self.sweep)
         object.__setattr__(self, "sweep", sweep)
         config = self.config
@@ -180,7 +192,7 @@ class ExperimentSpec:
             raise ConfigError(f"sweep.{e.field}", f"{message} (setting {store.setting_label(store.sweep_settings(sweep)[0])})") from None
         return cls(config=base, methods=tuple(methods),
                    trials=data.get("trials", 1), preset=data.get("preset"),
-                   description=str(data.get("description") or ""), notes=data.get("notes") or {}, sweep=sweep)
+                   description=data.get("description") or "", notes=data.get("notes") or {}, sweep=sweep)
 
 
 def validate_sweep(sweep) -> dict:
@@ -257,7 +269,8 @@ class ProgressEvent:
     kind: ``"start"`` (a run session begins), ``"run"`` (a unit begins; ``stage`` = first stage to compute),
     ``"phase"`` (the engine's progress within a stage), ``"stage"`` (a stage finished and was written;
     ``accuracy`` and ``labeled_count`` set, and ``record`` when the unit ran in this process), ``"skip"`` (a
-    finished unit is skipped), ``"failed"`` (a unit failed in a parallel run; ``message`` says why; the other
+    finished unit is skipped), ``"repair"`` (a damaged record is about to be recomputed; ``message`` names its
+    file and what was wrong), ``"failed"`` (a unit failed in a parallel run; ``message`` says why; the other
     units go on), ``"finish"``. ``setting`` is the sweep setting's index (None without a sweep)."""
 
     kind: str
@@ -368,11 +381,11 @@ class Experiment:
 
     @classmethod
     def open(cls, run_dir: str | os.PathLike, device: str | None = None) -> "Experiment":
-        """An existing run folder (to resume, or to read). Opening never needs the device the run was made
-        on; ``device`` resumes it on another one (e.g. ``"cpu"`` for a run made on a GPU). Every stage
-        record says where it ran (``StageRecord.device``)."""
+        """An existing run folder (to resume, or to read); its spec is checked like a new one's. Opening
+        never needs the device the run was made on; ``device`` resumes it on another one (e.g. ``"cpu"``
+        for a run made on a GPU). Every stage record says where it ran (``StageRecord.device``)."""
         run_dir = store.require_run_dir(run_dir)
-        spec = ExperimentSpec.from_dict(store.read_spec(run_dir))
+        spec = store.validated_spec(run_dir)
         if device is not None:
             spec = spec.with_(device=device)
         return cls(run_dir, spec)
@@ -400,15 +413,24 @@ class Experiment:
         return self._runner
 
     def check_not_running(self) -> None:
-        """Raise StoreError when another live process is running this run folder."""
-        try:
-            status = store.read_status(self.run_dir)
-        except StoreError:
-            return
-        pid = status.get("pid")
-        if status.get("state") == "running" and pid and pid != os.getpid() \
-                and store.effective_state(status, self.run_dir) == "running":
-            raise StoreError(f"{self.run_dir}: is still running (process {pid}); stop it before resuming")
+        """Raise :class:`~tavaal_core.store.RunBusy` when another live process is running this run folder.
+        The writer lock decides (a status naming a live pid may be stale: the pid can be reused)."""
+        if store.run_locked(self.run_dir):
+            try:
+                pid = store.read_status(self.run_dir).get("pid")
+            except StoreError:
+                pid = None
+            raise store.RunBusy(f"{self.run_dir}: is still running" + (f" (process {pid})" if pid else "")
+                                + "; stop it before resuming")
+
+    def inspect(self) -> tuple[dict, int]:
+        """Read and verify every stored record: ``({unit: {stage: DamagedRecord or None}}, intact)`` (see
+        :func:`~tavaal_core.store.stage_gaps`; None marks a stage not reached yet) and the number of intact
+        records."""
+        plan = {unit: store.stage_gaps(self.run_dir, unit.method, unit.trial, self.spec.stages,
+                                       self.spec.trial_seed(unit.trial), unit.setting)
+                for unit in self.units()}
+        return plan, self.spec.total_stages - sum(len(gaps) for gaps in plan.values())
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self, progress: ExperimentProgress | None = None, executor=None) -> dict:
@@ -436,13 +458,18 @@ class Experiment:
         executor = executor or SequentialExecutor()
         spec, run_dir = self.spec, self.run_dir
         store.remove_temp_files(run_dir)  # left by a killed writer; the targets themselves are whole
-        done, total = self.counts()
+        plan, done = self.inspect()
+        total = spec.total_stages
         try:
             previous = store.read_status(run_dir)
         except StoreError:
             previous = {}
-        finished = {unit: unit.finished(run_dir, spec.stages) for unit in self.units()}
-        pending = [unit for unit, n in finished.items() if n < spec.stages]
+        try:
+            store.read_environment(run_dir)
+        except StoreError as e:  # damaged: record this process's environment, saying why
+            store.write_environment(run_dir, dict(store.environment(str(self.spec.config.device)),
+                                                  rewritten=f"on resume: {_one_line(e)}"))
+        pending = [unit for unit, gaps in plan.items() if gaps]
         status = {
             "state": "running", "pid": os.getpid(), "host": socket.gethostname(),
             "created": previous.get("created") or store.now_iso(), "started": store.now_iso(),
@@ -450,12 +477,14 @@ class Experiment:
             "run_seconds": float(previous.get("run_seconds") or 0.0), "error": None, "current": {},
             "running": [], "last": previous.get("last"), "executor": executor.describe(self, pending),
             "session": uuid.uuid4().hex,  # unit.json files written in this session carry it
+            "repaired": [],
         }
-        driver = Driver(self, progress, status)
+        driver = Driver(self, progress, status, plan)
         try:
-            for unit, n in finished.items():
-                if n >= spec.stages:
-                    progress(ProgressEvent("skip", unit.trial, unit.method, n, done, total, setting=unit.setting))
+            for unit, gaps in plan.items():
+                if not gaps:
+                    progress(ProgressEvent("skip", unit.trial, unit.method, spec.stages, done, total,
+                                           setting=unit.setting))
             driver.begin()
             executor.run(self, driver, pending)
         except (KeyboardInterrupt, SystemExit):
@@ -480,8 +509,9 @@ class Driver:
     Units in this process report to it directly; units elsewhere (worker processes, Ray tasks) are
     followed through their files (``unit.json`` and the stage records), read by :meth:`poll`."""
 
-    def __init__(self, experiment: Experiment, progress: ExperimentProgress, status: dict):
+    def __init__(self, experiment: Experiment, progress: ExperimentProgress, status: dict, plan: dict | None = None):
         self.experiment = experiment
+        self.plan = plan if plan is not None else experiment.inspect()[0]  # unit -> {stage to compute: damage}
         self.run_dir = experiment.run_dir
         self.spec = experiment.spec
         self.progress = progress
@@ -493,7 +523,9 @@ class Driver:
         self._session_start = time.perf_counter()
         self._base_seconds = float(status.get("run_seconds") or 0.0)
         self._last_write = 0.0
-        self._known: dict[store.Unit, int] = {}  # stages of a followed unit already reported
+        self._known: dict[store.Unit, int] = {}  # a started unit's stage in progress (for the running list)
+        self._reported: dict[store.Unit, set] = {}  # its stages computed and reported in this session
+        self._repairs: dict[store.Unit, int] = {}  # its repairs reported
         self._phase: dict[store.Unit, tuple] = {}
         self._where: dict[store.Unit, str] = {}
 
@@ -505,19 +537,27 @@ class Driver:
             store.write_status(self.run_dir, self.status)
             self._last_write = now
 
+    def _intact_rows(self) -> list[dict]:
+        """Metrics rows from the intact records' scalars (a damaged one is recomputed before it counts)."""
+        rows = []
+        for unit, gaps in self.plan.items():
+            for stage in range(self.spec.stages):
+                if stage not in gaps:
+                    scalars = store.load_record_scalars(self.run_dir, unit.method, unit.trial, stage,
+                                                        setting=unit.setting)
+                    rows.append(store.metrics_row(scalars, unit.trial))
+        return rows
+
     def begin(self) -> None:
         self.write_status(force=True)
-        self.rows = store.metrics_rows_from_records(self.run_dir)
-        if self.rows:
-            store.write_metrics(self.run_dir, self.rows)
+        self.rows = self._intact_rows()
+        store.write_metrics(self.run_dir, self.rows)  # also rebuilds a damaged or missing table
         self.progress(ProgressEvent("start", done=self.done, total=self.total))
 
     def end(self, state: str, error: str | None = None) -> None:
-        try:  # the table from every unit's records, whatever happened to the processes that wrote them
-            rows = store.metrics_rows_from_records(self.run_dir)
-            if rows:
-                store.write_metrics(self.run_dir, rows)
-            self.done = self.experiment.counts()[0]
+        try:  # the table from every unit's verified records, whatever happened to the processes that wrote them
+            self.plan, self.done = self.experiment.inspect()
+            store.write_metrics(self.run_dir, self._intact_rows())
         except StoreError:
             pass
         changes = {"state": state, "pid": None, "current": {}, "running": [], "done": self.done}
@@ -529,6 +569,7 @@ class Driver:
     # -- reports (from this process, or from poll) ---------------------------------------------------
     def unit_started(self, unit: store.Unit, stage: int, where: str = "") -> None:
         self._known[unit] = stage
+        self._reported.setdefault(unit, set())
         self._where[unit] = where
         self.progress(ProgressEvent("run", unit.trial, unit.method, stage, self.done, self.total,
                                     setting=unit.setting, where=where))
@@ -543,13 +584,22 @@ class Driver:
         self.progress(ProgressEvent("phase", unit.trial, unit.method, stage, self.done, self.total, phase,
                                     float(fraction), str(message), setting=unit.setting))
 
+    def repair(self, unit: store.Unit, stage: int, damage) -> None:
+        note = damage if isinstance(damage, str) else f"{damage.path.relative_to(self.run_dir)}: {damage.reason}"
+        self.status["repaired"].append(note)
+        self.progress(ProgressEvent("repair", unit.trial, unit.method, stage, self.done, self.total, message=note,
+                                    setting=unit.setting))
+
     def stage(self, unit: store.Unit, stage: int, scalars: dict, record: StageRecord | None = None) -> None:
         if unit.setting is not None:
             scalars = dict(scalars, setting=unit.setting, setting_values=self.spec.setting_values(unit.setting))
+        key = (unit.setting, unit.trial, unit.method, stage)
+        self.rows = [r for r in self.rows if (r.get("setting"), r["trial"], r["method"], r["stage"]) != key]
         self.rows.append(store.metrics_row(scalars, unit.trial, self.spec.trial_seed(unit.trial)))
         store.write_metrics(self.run_dir, self.rows)
         self.done += 1
         self._known[unit] = stage + 1
+        self._reported.setdefault(unit, set()).add(stage)
         self._phase.pop(unit, None)
         last = {"trial": unit.trial, "method": unit.method, "stage": stage,
                 "accuracy": float(scalars["accuracy"]), "labeled_count": int(scalars["labeled_count"])}
@@ -564,6 +614,7 @@ class Driver:
         self._known.pop(unit, None)
         self._phase.pop(unit, None)
         self._where.pop(unit, None)
+        self._reported.pop(unit, None)
         self.write_status(force=True, running=self._running_list())
 
     def unit_failed(self, unit: store.Unit, message: str) -> None:
@@ -579,25 +630,26 @@ class Driver:
 
     # -- following units that run elsewhere ------------------------------------------------------------
     def poll(self, units) -> None:
-        """Report the new stages and phases of ``units`` (running in other processes) from their files."""
-        stages = self.spec.stages
+        """Report the new stages, repairs and phases of ``units`` (running in other processes) from their
+        ``unit.json`` (which lists the stages computed in this session) and their records."""
         for unit in units:
-            known = self._known.get(unit)
             info = store.read_unit_status(self.run_dir, unit)
-            if known is None:
-                if info.get("session") != self.status["session"]:
-                    continue  # not started yet (or the unit.json of an earlier session)
+            if info.get("session") != self.status["session"]:
+                continue  # not started yet (or the unit.json of an earlier session)
+            if unit not in self._reported:
                 where = ", ".join(str(info[k]) for k in ("host", "worker", "device") if info.get(k))
                 self.unit_started(unit, int(info.get("first") or 0), where)
-                known = self._known[unit]
-            finished = unit.finished(self.run_dir, stages)
-            while known < finished:
-                scalars = store.load_record_scalars(self.run_dir, unit.method, unit.trial, known, unit.setting)
-                self.stage(unit, known, scalars)
-                known += 1
+            repaired = list(info.get("repaired") or [])
+            for note in repaired[self._repairs.get(unit, 0):]:
+                self.repair(unit, 0, str(note))
+            self._repairs[unit] = len(repaired)
+            for stage in sorted(set(info.get("computed") or []) - self._reported[unit]):
+                scalars = store.load_record_scalars(self.run_dir, unit.method, unit.trial, int(stage),
+                                                    setting=unit.setting)
+                self.stage(unit, int(stage), scalars)
             if info.get("state") == "running" and info.get("phase"):
                 key = (info.get("stage"), info.get("phase"), float(info.get("fraction") or 0.0), info.get("message", ""))
-                if key != self._phase.get(unit) and info.get("stage") == known:
+                if key != self._phase.get(unit) and info.get("stage") not in self._reported[unit]:
                     self.phase(unit, int(info["stage"]), str(info["phase"]), key[2], str(key[3]))
 
     def _running_list(self) -> list[dict]:
@@ -638,17 +690,21 @@ class UnitRunner:
         config = self.spec.unit_config(unit)
         return ActiveLearner(config, dataset=self._dataset_for(config)).start()
 
-    def run(self, unit: store.Unit, driver: Driver | None = None, learner: ActiveLearner | None = None) -> int:
-        """Run ``unit`` from its last stored stage to the end; returns the number of stages computed."""
+    def run(self, unit: store.Unit, driver: Driver | None = None, learner: ActiveLearner | None = None,
+            gaps: dict | None = None) -> int:
+        """Compute the unit's missing or damaged stages (``gaps``, default: read from its records now), replaying
+        the intact ones; returns the number of stages computed."""
         spec, run_dir = self.spec, self.run_dir
+        seed = spec.trial_seed(unit.trial)
+        if gaps is None:
+            gaps = store.stage_gaps(run_dir, unit.method, unit.trial, spec.stages, seed, unit.setting)
         learner = learner or self.learner(unit)
-        where = f"{run_dir}/{store.RECORDS_DIR}/{unit.key}"
-        replay(learner, store.load_records(run_dir, unit.method, unit.trial, spec.stages, unit.setting), where)
-        first = learner.stage
+        first = min(gaps) if gaps else spec.stages
         info = {"state": "running", "session": self.session, "setting": unit.setting, "trial": unit.trial,
                 "method": unit.method, "host": socket.gethostname(), "pid": os.getpid(), "worker": self.worker,
-                "device": str(learner.device), "started": store.now_iso(), "first": first, "done": first, "stage": first,
-                "phase": "", "fraction": 0.0, "message": "", "error": None}
+                "device": str(learner.device), "started": store.now_iso(), "first": first, "stage": first,
+                "done": spec.stages - len(gaps), "computed": [], "repaired": [], "phase": "", "fraction": 0.0,
+                "message": "", "error": None}
         store.write_unit_status(run_dir, unit, info)
         last_write = [time.perf_counter()]
         if driver is not None:
@@ -656,6 +712,17 @@ class UnitRunner:
         try:
             while not learner.done:
                 stage = learner.stage
+                if stage not in gaps:  # intact: replay it (nothing is recomputed)
+                    record = store.load_record(run_dir, unit.method, unit.trial, stage, seed=seed, setting=unit.setting)
+                    replay(learner, [record], str(store.record_paths(run_dir, unit.method, unit.trial, stage,
+                                                                     unit.setting)[0]))
+                    continue
+                damage = gaps[stage]
+                if damage is not None:
+                    note = f"{damage.path.relative_to(run_dir)}: {damage.reason}"
+                    info["repaired"].append(note)
+                    if driver is not None:
+                        driver.repair(unit, stage, note)
                 info.update(stage=stage, phase="", fraction=0.0, message="")
                 store.write_unit_status(run_dir, unit, info)
 
@@ -670,9 +737,10 @@ class UnitRunner:
                         driver.phase(unit, _stage, phase, fraction, message)
 
                 record = learner.step(on_phase)
-                store.save_record(run_dir, unit.trial, record, seed=spec.trial_seed(unit.trial), setting=unit.setting,
+                store.save_record(run_dir, unit.trial, record, seed=seed, setting=unit.setting,
                                   setting_values=spec.setting_values(unit.setting) if unit.setting is not None else None)
-                info.update(done=stage + 1, phase="", fraction=0.0, message="")
+                info["computed"].append(stage)
+                info.update(done=info["done"] + 1, phase="", fraction=0.0, message="")
                 store.write_unit_status(run_dir, unit, info)
                 if driver is not None:
                     scalars = dict(record.split()[0], selected_count=int(len(record.selected)),
@@ -690,7 +758,7 @@ class UnitRunner:
         store.write_unit_status(run_dir, unit, info)
         if driver is not None:
             driver.unit_finished(unit)
-        return learner.stage - first
+        return len(info["computed"])
 
 
 def _one_line(e: BaseException) -> str:

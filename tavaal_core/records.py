@@ -23,13 +23,13 @@ class StageRecord:
     stage: int
     method: str
     labeled_count: int  # size of the labeled set the model was trained on
-    accuracy: float  # test accuracy of that model
-    per_class_accuracy: np.ndarray  # (K,)
-    class_counts: np.ndarray  # (K,) labeled-set class counts (before this stage's picks)
+    accuracy: float  # test accuracy of that model (segmentation: pixel accuracy)
+    per_class_accuracy: np.ndarray  # (K,) (segmentation: per-class pixel recall)
+    class_counts: np.ndarray  # (K,) labeled-set class counts (before this stage's picks); segmentation: pixels
     class_entropy: float  # natural log
     class_entropy_normalized: float  # / log K
     selected: np.ndarray  # dataset indices picked this stage, in pick order
-    selected_labels: np.ndarray  # their (hidden) labels, revealed by the oracle
+    selected_labels: np.ndarray  # their (hidden) labels, revealed by the oracle (segmentation: dominant class)
     score_name: str
     higher_is_better: bool
     labeled: np.ndarray  # dataset indices labeled before this stage's picks
@@ -40,6 +40,9 @@ class StageRecord:
     candidate_rank: np.ndarray = field(default_factory=_empty)  # r = sigmoid(l_hat) fed to TA-VAAL's VAE/D
     candidate_likelihood: np.ndarray = field(default_factory=_empty)  # D(mu[, r]) probability "labeled"
     labeled_likelihood: np.ndarray = field(default_factory=_empty)  # D output for the labeled set
+    candidate_entropy: np.ndarray = field(default_factory=_empty)  # H(mean p) of the model's prediction
+    candidate_expected_entropy: np.ndarray = field(default_factory=_empty)  # BALD: mean over passes of H(p_t)
+    candidate_nearest_labeled: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # dataset index
     analysis_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     analysis_features: np.ndarray = field(default_factory=_empty)  # (A, E) penultimate task features
     analysis_vae_mu: np.ndarray = field(default_factory=_empty)  # (A, Z) VAE mu, when the method has a VAE
@@ -57,6 +60,21 @@ class StageRecord:
     precision: str = "fp32"  # training precision ("fp32" or "bf16"); selection is always scored in fp32
     task_dropout: float = 0.0  # dropout rate of the task learner this stage trained
     task_init: str = "random"  # the task learner's initial weights: "random" or "imagenet"
+    # Segmentation only: test mean IoU (None for classification) and per-class IoU (NaN for a class absent
+    # from truth and prediction), and the predicted masks (uint8, (M, H, W)) of the first M picks, in pick order.
+    mean_iou: float | None = None
+    per_class_iou: np.ndarray = field(default_factory=_empty)
+    selected_predicted_masks: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.uint8))
+
+    @property
+    def metric_name(self) -> str:
+        """The headline test metric: "mean_iou" for segmentation, else "accuracy"."""
+        return "accuracy" if self.mean_iou is None else "mean_iou"
+
+    @property
+    def metric(self) -> float:
+        """The headline test metric's value (see ``metric_name``)."""
+        return self.accuracy if self.mean_iou is None else float(self.mean_iou)
 
     @property
     def selected_likelihood(self) -> np.ndarray:

@@ -1,14 +1,17 @@
 """Aggregates over trials: learning curves, improvement over random, paired t-tests.
 
 Input: a metrics frame with one row per (trial, method, stage) and at least the columns ``trial``,
-``method``, ``stage``, ``labeled_count``, ``accuracy`` (``store.load_metrics`` gives one). Trials share
-their seed across methods (trial t starts every method from the same initial labels), so two methods'
-accuracies at a stage are paired by trial; improvements and t-tests use only the trials both have.
+``method``, ``stage``, ``labeled_count`` and the metric: ``accuracy`` for classification, ``mean_iou``
+for segmentation (``store.load_metrics`` gives one; :func:`headline_metric` says which a frame is
+about). Trials share their seed across methods (trial t starts every method from the same initial
+labels), so two methods' values at a stage are paired by trial; improvements and t-tests use only the
+trials both have.
 
-- Mean and standard deviation of accuracy per (method, stage). ``std`` is the sample standard deviation
-  (ddof = 1) and NaN with a single trial.
+- Mean and standard deviation of the metric per (method, stage). ``std`` is the sample standard
+  deviation (ddof = 1) and NaN with a single trial.
 - Improvement over random per stage (TA-VAAL Figures 3 and 4): mean over trials of
-  ``accuracy(method, trial) - accuracy(random, trial)``.
+  ``metric(method, trial) - metric(random, trial)``; relative improvement (TA-VAAL Figure 5, mean IoU
+  on Cityscapes): mean over trials of ``(metric(method, trial) - metric(random, trial)) / metric(random, trial)``.
 - Paired t-test p-values (``scipy.stats.ttest_rel``, two-sided) per stage against random and between
   any two methods (Godwin et al. 2022 reports p < 0.05 cases). NaN when fewer than 2 paired trials or when the
   paired differences have zero variance (the test is undefined there).
@@ -28,10 +31,19 @@ import numpy as np
 import pandas as pd
 
 BASELINE = "random"
-CURVE_COLUMNS = ("method", "stage", "labeled_count", "accuracy_mean", "accuracy_std", "trials",
-                 "improvement_mean", "p_value_vs_random")
+# The headline metrics a metrics frame can hold, with how views name them.
+METRIC_LABELS = {"accuracy": "test accuracy", "mean_iou": "test mean IoU"}
+CURVE_COLUMNS = ("method", "stage", "labeled_count", "metric", "metric_mean", "metric_std", "trials",
+                 "improvement_mean", "relative_improvement_mean", "p_value_vs_random")
 PAIRWISE_COLUMNS = ("stage", "labeled_count", "method_a", "method_b", "trials", "mean_difference", "p_value")
-_REQUIRED = ("trial", "method", "stage", "labeled_count", "accuracy")
+_REQUIRED = ("trial", "method", "stage", "labeled_count")
+
+
+def headline_metric(metrics: pd.DataFrame) -> str:
+    """"mean_iou" when the frame holds segmentation results (a finite ``mean_iou``), else "accuracy"."""
+    if "mean_iou" in metrics.columns and pd.to_numeric(metrics["mean_iou"], errors="coerce").notna().any():
+        return "mean_iou"
+    return "accuracy"
 
 
 def paired_t_test(a, b) -> float:
@@ -58,18 +70,15 @@ def paired_t_test(a, b) -> float:
     return p if math.isfinite(p) else math.nan
 
 
-def _check(metrics: pd.DataFrame) -> pd.DataFrame:
-    missing = [c for c in _REQUIRED if c not in metrics.columns]
+def _check(metrics: pd.DataFrame, metric: str | None = None) -> str:
+    """Check the columns; return the metric to use (``metric``, or the frame's :func:`headline_metric`)."""
+    metric = metric or headline_metric(metrics)
+    if metric not in METRIC_LABELS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of: {', '.join(METRIC_LABELS)}")
+    missing = [c for c in (*_REQUIRED, metric) if c not in metrics.columns]
     if missing:
         raise ValueError(f"metrics frame lacks the columns {', '.join(missing)}")
-    return metrics
-
-
-def _method_order(metrics: pd.DataFrame, methods=None) -> list[str]:
-    present = list(dict.fromkeys(metrics["method"].tolist()))
-    if methods is None:
-        return present
-    return [m for m in methods if m in present] + [m for m in present if m not in methods]
+    return metric
 
 
 SETTING_TEST_COLUMNS = ("method", "stage", "labeled_count", "setting_a", "setting_b", "trials", "mean_difference",
@@ -92,12 +101,10 @@ def setting_groups(metrics: pd.DataFrame):
 
 
 def _per_setting(metrics: pd.DataFrame, compute, columns) -> pd.DataFrame:
-    """``compute(rows)`` per setting with ``setting, setting_label`` in front (a plain call without a sweep)."""
-    if not has_settings(metrics):
-        return compute(metrics)
+    """``compute(rows without the setting column)`` per setting, with ``setting, setting_label`` in front."""
     frames = []
     for setting, label, rows in setting_groups(metrics):
-        frame = compute(rows)
+        frame = compute(rows.drop(columns=["setting"]))
         frame.insert(0, "setting_label", label)
         frame.insert(0, "setting", setting)
         frames.append(frame)
@@ -106,53 +113,65 @@ def _per_setting(metrics: pd.DataFrame, compute, columns) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def accuracy_table(metrics: pd.DataFrame, stage: int) -> pd.DataFrame:
-    """Accuracy at one stage as a (trial x method) table."""
-    _check(metrics)
+def _method_order(metrics: pd.DataFrame, methods=None) -> list[str]:
+    present = list(dict.fromkeys(metrics["method"].tolist()))
+    if methods is None:
+        return present
+    return [m for m in methods if m in present] + [m for m in present if m not in methods]
+
+
+def metric_table(metrics: pd.DataFrame, stage: int, metric: str | None = None) -> pd.DataFrame:
+    """The metric (default: the frame's headline metric) at one stage as a (trial x method) table."""
+    metric = _check(metrics, metric)
     at = metrics[metrics["stage"] == stage]
-    return at.pivot_table(index="trial", columns="method", values="accuracy", aggfunc="first")
+    return at.pivot_table(index="trial", columns="method", values=metric, aggfunc="first")
 
 
-def learning_curve_frame(metrics: pd.DataFrame, baseline: str = BASELINE, methods=None) -> pd.DataFrame:
+def learning_curve_frame(metrics: pd.DataFrame, baseline: str = BASELINE, methods=None,
+                         metric: str | None = None) -> pd.DataFrame:
     """The tidy frame ``tavaal_core.figures.learning_curves`` draws: one row per (method, stage) with
-    ``method, stage, labeled_count, accuracy_mean, accuracy_std, trials, improvement_mean,
-    p_value_vs_random``. Improvement and p-value are against ``baseline`` (random), paired by trial;
-    the baseline's own rows have improvement 0 and p NaN; without a baseline both are NaN. For a sweep,
-    one curve per (setting, method), against random under the same setting."""
-    _check(metrics)
-    if has_settings(metrics):
-        return _per_setting(metrics, lambda rows: learning_curve_frame(rows.drop(columns=["setting"]), baseline,
-                                                                       methods), CURVE_COLUMNS)
+    ``method, stage, labeled_count, metric`` (its name), ``metric_mean, metric_std, trials,
+    improvement_mean, relative_improvement_mean, p_value_vs_random``. ``metric`` defaults to the frame's
+    :func:`headline_metric`. Improvements and p-value are against ``baseline`` (random), paired by trial;
+    the baseline's own rows have improvement 0 and p NaN; without a baseline they are NaN."""
+    metric = _check(metrics, metric)
+    if has_settings(metrics):  # a sweep: one curve per (setting, method), against random under the same setting
+        return _per_setting(metrics, lambda rows: learning_curve_frame(rows, baseline, methods, metric), CURVE_COLUMNS)
     rows = []
     if metrics.empty:
         return pd.DataFrame(columns=list(CURVE_COLUMNS))
     order = _method_order(metrics, methods)
     for stage, at in metrics.groupby("stage", sort=True):
-        table = at.pivot_table(index="trial", columns="method", values="accuracy", aggfunc="first")
+        table = at.pivot_table(index="trial", columns="method", values=metric, aggfunc="first")
         labeled = at.groupby("method")["labeled_count"].first()
         for method in order:
             if method not in table.columns:
                 continue
             acc = table[method].dropna()
             n = len(acc)
-            improvement = p = math.nan
+            improvement = relative = p = math.nan
             if baseline in table.columns:
                 if method == baseline:
-                    improvement = 0.0 if n else math.nan
+                    improvement = relative = 0.0 if n else math.nan
                 else:
                     paired = table[[method, baseline]].dropna()
                     if len(paired):
                         diff = paired[method] - paired[baseline]
                         improvement = float(diff.mean())
+                        base = paired[baseline].to_numpy(np.float64)
+                        if (base > 0).all():
+                            relative = float((diff.to_numpy(np.float64) / base).mean())
                         p = paired_t_test(paired[method].to_numpy(), paired[baseline].to_numpy())
             rows.append({
                 "method": method,
                 "stage": int(stage),
                 "labeled_count": int(labeled[method]),
-                "accuracy_mean": float(acc.mean()) if n else math.nan,
-                "accuracy_std": float(acc.std(ddof=1)) if n >= 2 else math.nan,
+                "metric": metric,
+                "metric_mean": float(acc.mean()) if n else math.nan,
+                "metric_std": float(acc.std(ddof=1)) if n >= 2 else math.nan,
                 "trials": int(n),
                 "improvement_mean": improvement,
+                "relative_improvement_mean": relative,
                 "p_value_vs_random": p,
             })
     frame = pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
@@ -162,13 +181,13 @@ def learning_curve_frame(metrics: pd.DataFrame, baseline: str = BASELINE, method
     return frame
 
 
-def pairwise_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None) -> pd.DataFrame:
-    """Paired t-tests between every two methods, per stage (or at one stage): ``stage, labeled_count,
-    method_a, method_b, trials, mean_difference (a - b), p_value`` (within each setting of a sweep)."""
-    _check(metrics)
-    if has_settings(metrics):
-        return _per_setting(metrics, lambda rows: pairwise_tests(rows.drop(columns=["setting"]), stage, methods),
-                            PAIRWISE_COLUMNS)
+def pairwise_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None,
+                   metric: str | None = None) -> pd.DataFrame:
+    """Paired t-tests of the metric (default: the headline one) between every two methods, per stage (or at
+    one stage): ``stage, labeled_count, method_a, method_b, trials, mean_difference (a - b), p_value``."""
+    metric = _check(metrics, metric)
+    if has_settings(metrics):  # within each setting of a sweep
+        return _per_setting(metrics, lambda rows: pairwise_tests(rows, stage, methods, metric), PAIRWISE_COLUMNS)
     rows = []
     if metrics.empty:
         return pd.DataFrame(columns=list(PAIRWISE_COLUMNS))
@@ -176,7 +195,7 @@ def pairwise_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None
     stages = sorted(metrics["stage"].unique()) if stage is None else [stage]
     for s in stages:
         at = metrics[metrics["stage"] == s]
-        table = at.pivot_table(index="trial", columns="method", values="accuracy", aggfunc="first")
+        table = at.pivot_table(index="trial", columns="method", values=metric, aggfunc="first")
         labeled = at.groupby("method")["labeled_count"].first()
         for a, b in itertools.combinations([m for m in order if m in table.columns], 2):
             paired = table[[a, b]].dropna()
@@ -192,11 +211,12 @@ def pairwise_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None
     return pd.DataFrame(rows, columns=list(PAIRWISE_COLUMNS))
 
 
-def setting_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None) -> pd.DataFrame:
-    """A sweep's settings against each other: for every method and stage, paired t-tests (by trial) between
-    every two settings: ``method, stage, labeled_count, setting_a, setting_b, trials, mean_difference (a - b),
-    p_value``. Empty without a sweep."""
-    _check(metrics)
+def setting_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None,
+                  metric: str | None = None) -> pd.DataFrame:
+    """A sweep's settings against each other: for every method and stage, paired t-tests (by trial) of the
+    metric between every two settings: ``method, stage, labeled_count, setting_a, setting_b, trials,
+    mean_difference (a - b), p_value``. Empty without a sweep."""
+    metric = _check(metrics, metric)
     groups = list(setting_groups(metrics))
     if not has_settings(metrics) or len(groups) < 2:
         return pd.DataFrame(columns=list(SETTING_TEST_COLUMNS))
@@ -207,7 +227,7 @@ def setting_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None)
         stages = sorted(at_method["stage"].unique()) if stage is None else [stage]
         for s in stages:
             at = at_method[at_method["stage"] == s]
-            table = at.pivot_table(index="trial", columns="setting_label", values="accuracy", aggfunc="first")
+            table = at.pivot_table(index="trial", columns="setting_label", values=metric, aggfunc="first")
             labeled = at.groupby("setting_label")["labeled_count"].first()
             for a, b in itertools.combinations([lab for lab in labels if lab in table.columns], 2):
                 paired = table[[a, b]].dropna()
@@ -220,13 +240,13 @@ def setting_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None)
     return pd.DataFrame(rows, columns=list(SETTING_TEST_COLUMNS))
 
 
-def p_value_matrix(metrics: pd.DataFrame, stage: int, methods=None) -> pd.DataFrame:
+def p_value_matrix(metrics: pd.DataFrame, stage: int, methods=None, metric: str | None = None) -> pd.DataFrame:
     """Symmetric (method x method) matrix of paired t-test p-values at one stage (NaN on the diagonal).
     Give a sweep's metrics one setting at a time (``setting_groups``)."""
     if has_settings(metrics) and metrics["setting"].nunique() > 1:
         raise ValueError("p_value_matrix takes one setting of a sweep; split the metrics with setting_groups")
     metrics = metrics.drop(columns=["setting"]) if "setting" in metrics.columns else metrics
-    tests = pairwise_tests(metrics, stage=stage, methods=methods)
+    tests = pairwise_tests(metrics, stage=stage, methods=methods, metric=metric)
     order = _method_order(metrics, methods)
     present = [m for m in order if m in set(metrics.loc[metrics["stage"] == stage, "method"])]
     matrix = pd.DataFrame(np.nan, index=present, columns=present)
@@ -236,9 +256,9 @@ def p_value_matrix(metrics: pd.DataFrame, stage: int, methods=None) -> pd.DataFr
     return matrix
 
 
-def significant_cases(metrics: pd.DataFrame, alpha: float = 0.05, methods=None) -> pd.DataFrame:
+def significant_cases(metrics: pd.DataFrame, alpha: float = 0.05, methods=None, metric: str | None = None) -> pd.DataFrame:
     """The pairwise tests with p < alpha (Godwin et al. 2022's 'p < 0.05 cases'), the better method first."""
-    tests = pairwise_tests(metrics, methods=methods)  # within each setting of a sweep
+    tests = pairwise_tests(metrics, methods=methods, metric=metric)
     sig = tests[tests["p_value"] < alpha].copy()
     swap = sig["mean_difference"] < 0
     sig.loc[swap, ["method_a", "method_b"]] = sig.loc[swap, ["method_b", "method_a"]].to_numpy()
@@ -246,29 +266,37 @@ def significant_cases(metrics: pd.DataFrame, alpha: float = 0.05, methods=None) 
     return sig.rename(columns={"method_a": "better", "method_b": "worse"}).reset_index(drop=True)
 
 
-def final_summary(metrics: pd.DataFrame, baseline: str = BASELINE, methods=None) -> pd.DataFrame:
+def final_summary(metrics: pd.DataFrame, baseline: str = BASELINE, methods=None, metric: str | None = None) -> pd.DataFrame:
     """The last stage's row of the learning-curve frame per method (for a CLI summary)."""
-    curves = learning_curve_frame(metrics, baseline=baseline, methods=methods)
+    curves = learning_curve_frame(metrics, baseline=baseline, methods=methods, metric=metric)
     if curves.empty:
         return curves
     last = curves["stage"].max()
-    return curves[curves["stage"] == last].reset_index(drop=True)  # one row per (setting,) method
+    return curves[curves["stage"] == last].reset_index(drop=True)
+
+
+def metric_label(metric: str) -> str:
+    """"accuracy" -> "accuracy", "mean_iou" -> "mean IoU" (axis titles and table headers)."""
+    return METRIC_LABELS.get(metric, metric).removeprefix("test ")
+
+
+def curve_metric(curves: pd.DataFrame) -> str:
+    """The metric a learning-curve frame holds ("accuracy" for an empty one)."""
+    return str(curves["metric"].iloc[0]) if len(curves) and "metric" in curves.columns else "accuracy"
 
 
 def curve_table(curves: pd.DataFrame) -> pd.DataFrame:
     """The learning-curve frame for reading: percentages, one decimal; p-values as they are."""
+    name = metric_label(curve_metric(curves))
+    columns = ["method", "stage", "labeled", f"{name} %", "std", "vs random (points)", "vs random (relative %)",
+               "p vs random", "trials"]
     if curves.empty:
-        return pd.DataFrame(columns=["method", "stage", "labeled", "accuracy %", "std", "vs random (points)",
-                                     "p vs random", "trials"])
-    front = {"setting": curves["setting_label"]} if "setting_label" in curves.columns else {}
-    return pd.DataFrame({
-        **front,
-        "method": curves["method"],
-        "stage": curves["stage"],
-        "labeled": curves["labeled_count"],
-        "accuracy %": (100 * curves["accuracy_mean"]).round(1),
-        "std": (100 * curves["accuracy_std"]).round(1),
-        "vs random (points)": (100 * curves["improvement_mean"]).round(1),
-        "p vs random": curves["p_value_vs_random"],
-        "trials": curves["trials"],
-    })
+        return pd.DataFrame(columns=columns)
+    if "setting_label" in curves.columns:  # a sweep: which setting each row is
+        table = curve_table(curves.drop(columns=["setting", "setting_label"], errors="ignore"))
+        table.insert(0, "setting", curves["setting_label"].to_numpy())
+        return table
+    return pd.DataFrame(dict(zip(columns, (
+        curves["method"], curves["stage"], curves["labeled_count"], (100 * curves["metric_mean"]).round(1),
+        (100 * curves["metric_std"]).round(1), (100 * curves["improvement_mean"]).round(1),
+        (100 * curves["relative_improvement_mean"]).round(1), curves["p_value_vs_random"], curves["trials"]))))

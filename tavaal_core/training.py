@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .data.datasets import IGNORE_INDEX
 from .config import PRECISIONS
 from .models.loss_head import LossPredictionHead, margin_ranking_loss, ranking_bce_loss
 
@@ -50,13 +51,14 @@ def set_cuda_determinism(deterministic: bool) -> None:
 
 
 def small_model_cpu_threads(model: str) -> int | None:
-    """Intra-op threads worth using on a CPU for ``model``: 1 for the MLP and the small CNN, whose ops
+    """Intra-op threads worth using on a CPU for ``model``: 1 for the MLP, the small CNN and the small
+    encoder-decoder, whose ops
     are too small to split (measured on 2 cores: digits TA-VAAL 2.4 s a stage with 1 thread vs 3.2 s
     with 2; moons 0.22 s vs 0.56 s); None (torch's default) for ResNet-18, which does gain."""
-    return 1 if model in ("mlp", "cnn") else None
+    return 1 if model in ("mlp", "cnn", "encdec") else None
 
 
-CONV_MODELS = ("cnn", "resnet18", "resnet18_imagenet")
+CONV_MODELS = ("cnn", "resnet18", "resnet18_imagenet", "encdec", "drn")
 
 
 def cpu_supports_bf16() -> bool:
@@ -136,6 +138,25 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, padding: int = 4)
     return torch.where(flip[:, None, None, None], out.flip(3), out).contiguous()
 
 
+def flip_pairs(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random horizontal flips of images (B, C, H, W) and their masks (B, H, W) together (segmentation)."""
+    flip = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
+    return (torch.where(flip[:, None, None, None], x.flip(3), x).contiguous(),
+            torch.where(flip[:, None, None], y.flip(2), y).contiguous())
+
+
+def per_sample_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The task loss of each sample, (B,): cross-entropy for classification (logits (B, K)); for
+    segmentation (logits (B, K, H, W), masks (B, H, W)) the mean cross-entropy over the image's labeled
+    pixels (IGNORE_INDEX left out; 0 for an image without any)."""
+    if logits.dim() == 2:
+        return F.cross_entropy(logits, y, reduction="none")
+    y = y.long()
+    pixel = F.cross_entropy(logits, y, reduction="none", ignore_index=IGNORE_INDEX)  # 0 where ignored
+    valid = (y != IGNORE_INDEX).flatten(1).sum(1)
+    return pixel.flatten(1).sum(1) / valid.clamp_min(1)
+
+
 @dataclass
 class TrainSettings:
     epochs: int
@@ -150,6 +171,7 @@ class TrainSettings:
     margin: float = 1.0  # xi, Learning Loss
     head_stop_fraction: float = 0.6  # the head's gradient stops flowing into the backbone after this
     augment: bool = False
+    crop_padding: int = 4  # with augment: random crops from this much zero padding (0: flips only)
     precision: str = "fp32"  # "bf16": autocast for training (resolve_precision)
 
 
@@ -214,12 +236,15 @@ def train_task_model(
         head_sum = torch.zeros((), device=device)
         batches = _batches(n, settings.batch_size, generator, device)
         for idx in batches:
-            xb = x[idx]
+            xb, yb = x[idx], y[idx]
             if settings.augment:
-                xb = augment_batch(xb, generator)
+                if yb.dim() == 3:  # masks flip with their images
+                    xb, yb = flip_pairs(xb, yb, generator)
+                else:
+                    xb = augment_batch(xb, generator, settings.crop_padding)
             with autocast(device, settings.precision):
                 out = model(to_input(normalize(xb), channels_last))
-                per_sample = F.cross_entropy(out.logits.float(), y[idx], reduction="none")
+                per_sample = per_sample_loss(out.logits.float(), yb)
                 loss = per_sample.mean()
                 if head is not None:
                     taps = out.taps if epoch < stop_epoch else [t.detach() for t in out.taps]
@@ -251,10 +276,39 @@ def _full_precision(device: torch.device):
 
 @dataclass
 class Predictions:
-    probs: np.ndarray  # (N, K)
+    probs: np.ndarray  # (N, K); segmentation: the per-pixel probabilities averaged over the image
     embedding: np.ndarray  # (N, E)
     predicted_loss: np.ndarray | None  # (N,) raw head output l_hat, when a head is given
-    loss: np.ndarray | None  # (N,) true per-sample cross-entropy, when labels are given
+    loss: np.ndarray | None  # (N,) true per-sample cross-entropy (segmentation: mean per pixel), when labels are given
+    pixel_entropy: np.ndarray | None = None  # segmentation: (N,) mean over the image of the per-pixel entropy
+    confusion: np.ndarray | None = None  # segmentation with labels: (K, K) pixel counts, rows true, columns predicted
+
+
+def is_segmentation_model(model: nn.Module) -> bool:
+    """Segmentation task learners (models/segmentation.py) turn pixel features into logits with ``classify``."""
+    return callable(getattr(model, "classify", None))
+
+
+def segmentation_batch_size(x: torch.Tensor, pixels: int = 1 << 20) -> int:
+    """Images per inference batch so that a batch holds about ``pixels`` pixels (per-pixel logits of
+    Cityscapes-sized images would not fit a batch of 1024)."""
+    return max(1, min(1024, pixels // max(1, int(x.shape[-1]) * int(x.shape[-2]))))
+
+
+def confusion_matrix(predicted: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(K, K) int64 pixel counts, rows the true class, columns the predicted one; IGNORE_INDEX left out."""
+    y = y.long().reshape(-1)
+    valid = y != IGNORE_INDEX
+    flat = y[valid] * num_classes + predicted.reshape(-1)[valid].long()
+    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def _segmentation_extras(logits: torch.Tensor):
+    """(image-mean probabilities (B, K), mean per-pixel entropy (B,)) from per-pixel logits (B, K, H, W)."""
+    logp = logits.log_softmax(1)
+    p = logp.exp()
+    entropy = -(p * logp).sum(1)  # (B, H, W)
+    return p.mean((2, 3)), entropy.flatten(1).mean(1)
 
 
 @torch.no_grad()
@@ -269,6 +323,8 @@ def predict(
     batch_size: int | None = None,
 ) -> Predictions:
     """Eval-mode inference in batches: class probabilities, penultimate embedding, l_hat, true loss.
+    Segmentation models (per-pixel logits) also give the mean per-pixel entropy and, with labels, the
+    confusion matrix; their ``probs`` are averaged over each image (the per-pixel maps are not kept).
 
     Always fp32, also where training ran in bf16: these values rank candidates and measure distances for
     a selection, and bf16's ~3 significant digits tie many of them (on 10,000 candidates, about 650
@@ -279,25 +335,53 @@ def predict(
     device = x.device
     batch_size = batch_size or inference_batch_size(device)
     channels_last = uses_channels_last(model)
-    probs, embs, preds, losses = [], [], [], []
+    segmentation = is_segmentation_model(model)
+    if segmentation:
+        batch_size = min(batch_size, segmentation_batch_size(x))
+    probs, embs, preds, losses, entropies = [], [], [], [], []
+    confusion = None
     for start in range(0, x.shape[0], batch_size):
         sl = slice(start, start + batch_size)
         with _full_precision(device):
             out = model(to_input(normalize(x[sl]).float(), channels_last))
             logits = out.logits.float()
-            probs.append(logits.softmax(1))
+            if segmentation:
+                mean_p, entropy = _segmentation_extras(logits)
+                probs.append(mean_p)
+                entropies.append(entropy)
+            else:
+                probs.append(logits.softmax(1))
             embs.append(out.embedding.float())
             if head is not None:
                 preds.append(head(out.taps, extra[sl] if extra is not None else None).float())
             if y is not None:
-                losses.append(F.cross_entropy(logits, y[sl], reduction="none"))
+                losses.append(per_sample_loss(logits, y[sl]))
+                if segmentation:
+                    c = confusion_matrix(logits.argmax(1), y[sl], logits.shape[1])
+                    confusion = c if confusion is None else confusion + c
 
     def cat(parts):
         return torch.cat(parts).cpu().numpy() if parts else None
 
     if x.shape[0] == 0:
         return Predictions(np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), None, None)
-    return Predictions(cat(probs), cat(embs), cat(preds), cat(losses))
+    return Predictions(cat(probs), cat(embs), cat(preds), cat(losses), cat(entropies),
+                       confusion.cpu().numpy() if confusion is not None else None)
+
+
+@torch.no_grad()
+def predict_masks(model: nn.Module, x: torch.Tensor, normalize: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
+    """A segmentation model's predicted class per pixel, (N, H, W) uint8 (for galleries)."""
+    model.eval()
+    out = []
+    channels_last = uses_channels_last(model)
+    step = segmentation_batch_size(x)
+    for start in range(0, x.shape[0], step):
+        with _full_precision(x.device):
+            out.append(model(to_input(normalize(x[start:start + step]).float(), channels_last)).logits.float().argmax(1))
+    if not out:
+        return np.zeros((0, *x.shape[2:]), np.uint8)
+    return torch.cat(out).to(torch.uint8).cpu().numpy()
 
 
 @torch.no_grad()
@@ -325,6 +409,62 @@ def mc_dropout_probs(model: nn.Module, x: torch.Tensor, normalize, passes: int, 
             samples.append(model.classifier(dropped).float().softmax(1))
         out.append(torch.stack(samples))
     return torch.cat(out, dim=1).cpu().numpy()
+
+
+@torch.no_grad()
+def mc_dropout_pixel_bald(model: nn.Module, x: torch.Tensor, normalize, passes: int, generator: torch.Generator) -> np.ndarray:
+    """Segmentation BALD: T stochastic passes of ``classify(dropout(pixel_features))`` (the network before
+    the dropout runs once, BatchNorm in eval mode), the mutual information H(mean p) - mean H(p) per
+    pixel, averaged over the image: (N,). The (T, K, H, W) probabilities of a batch never leave the device."""
+    model.eval()
+    device = x.device
+    channels_last = uses_channels_last(model)
+    p_drop = model.dropout.p
+    out = []
+    for start in range(0, x.shape[0], max(1, segmentation_batch_size(x) // 4)):
+        xb = x[start:start + max(1, segmentation_batch_size(x) // 4)]
+        with _full_precision(device):  # scores rank candidates: fp32, as predict()
+            feats = model(to_input(normalize(xb).float(), channels_last)).pixel_features.float()
+        mean_p = None
+        mean_h = None
+        for _ in range(passes):
+            keep = (torch.rand(feats.shape, generator=generator, device=device) >= p_drop).to(feats.dtype)
+            dropped = feats * keep / (1.0 - p_drop) if p_drop > 0 else feats
+            logp = model.classify(dropped, xb.shape[2:]).float().log_softmax(1)
+            p = logp.exp()
+            h = -(p * logp).sum(1)
+            mean_p = p if mean_p is None else mean_p + p
+            mean_h = h if mean_h is None else mean_h + h
+        mean_p, mean_h = mean_p / passes, mean_h / passes
+        entropy_of_mean = -(mean_p * mean_p.clamp_min(1e-12).log()).sum(1)
+        out.append((entropy_of_mean - mean_h).clamp_min(0).flatten(1).mean(1))
+    return torch.cat(out).cpu().numpy() if out else np.zeros(0)
+
+
+@dataclass
+class SegmentationScores:
+    pixel_accuracy: float  # labeled pixels predicted right / labeled pixels
+    per_class_accuracy: np.ndarray  # (K,) recall per class (NaN where the class has no pixel)
+    mean_iou: float  # mean over classes present in the truth or the prediction
+    per_class_iou: np.ndarray  # (K,) TP / (TP + FP + FN); NaN for a class absent from both
+
+
+def evaluate_segmentation(confusion: np.ndarray) -> SegmentationScores:
+    """Pixel accuracy, per-class recall and IoU from a (K, K) confusion matrix (rows true, columns
+    predicted). Mean IoU averages the classes that occur in the truth or the prediction (NaN IoU classes,
+    absent from both, are left out, as in the Cityscapes benchmark's per-image-set evaluation)."""
+    conf = np.asarray(confusion, np.float64)
+    tp = np.diag(conf)
+    truth = conf.sum(1)
+    predicted = conf.sum(0)
+    union = truth + predicted - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, tp / union, np.nan)
+        recall = np.where(truth > 0, tp / truth, np.nan)
+    total = conf.sum()
+    pixel_accuracy = float(tp.sum() / total) if total else math.nan
+    mean_iou = float(np.nanmean(iou)) if np.isfinite(iou).any() else math.nan
+    return SegmentationScores(pixel_accuracy, recall, mean_iou, iou)
 
 
 def evaluate(probs: np.ndarray, y: np.ndarray, num_classes: int) -> tuple[float, np.ndarray]:

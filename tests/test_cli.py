@@ -104,8 +104,30 @@ def test_presets_command_lists_all(capsys):
     assert code == 0
     for name in ("moons_fig1", "digits_demo", "mnist5k_demo", "digits_imbalanced_x10", "cifar10_tavaal",
                  "cifar10_imbalanced_x10", "cifar10_imbalanced_x100", "cifar100_tavaal", "mnist_scipy22",
-                 "chestmnist_scipy22"):
+                 "chestmnist_scipy22", "shapes_demo", "cityscapes_tavaal", "caltech101_tavaal"):
         assert name in out
+
+
+def test_segmentation_run_reports_mean_iou(capsys, tmp_path):
+    spec = {"config": {"dataset": "shapes", "dataset_options": {"n_train": 120, "n_test": 30, "size": 16},
+                       "stages": 1, "task_epochs": 2, "vae_epochs": 1, "initial_size": 16, "budget": 8,
+                       "analysis_size": 40, "device": "cpu"},
+            "methods": ["random", "tavaal"], "trials": 1}
+    path = tmp_path / "shapes.json"
+    path.write_text(json.dumps(spec))
+    code, _, err = run_main(capsys, "run", "--config", str(path), "--output", str(tmp_path / "runs"), "--name", "s",
+                            "--quiet")
+    assert code == 0, err
+    assert "mean IoU mean +- std" in err
+    metrics = store.load_metrics(tmp_path / "runs" / "s")
+    assert metrics["mean_iou"].between(0, 1).all() and len(metrics) == 2
+
+
+def test_offline_paper_presets_exit_2_naming_the_folders(capsys, tmp_path):
+    for preset, expected in (("cityscapes_tavaal", "leftImg8bit"), ("caltech101_tavaal", "101_ObjectCategories")):
+        code, _, err = run_main(capsys, "run", "--preset", preset, "--output", str(tmp_path), "--device", "cpu")
+        assert code == 2 and expected in err and len(err.strip().splitlines()) == 1, err
+        assert not any(tmp_path.iterdir())  # nothing half-written
 
 
 def _wait_for(predicate, timeout, proc=None, what=""):

@@ -196,9 +196,10 @@ def curves_frame(trials=3, p=0.01):
     rows = []
     for m, base in (("random", 0.6), ("tavaal", 0.65)):
         for s in range(3):
-            rows.append(dict(method=m, stage=s, labeled_count=20 + 10 * s, accuracy_mean=base + 0.05 * s,
-                             accuracy_std=0.02, trials=trials,
+            rows.append(dict(method=m, stage=s, labeled_count=20 + 10 * s, metric="accuracy",
+                             metric_mean=base + 0.05 * s, metric_std=0.02, trials=trials,
                              improvement_mean=0.0 if m == "random" else 0.05,
+                             relative_improvement_mean=0.0 if m == "random" else 0.05 / (0.6 + 0.05 * s),
                              p_value_vs_random=np.nan if m == "random" else p))
     return pd.DataFrame(rows)
 
@@ -213,6 +214,18 @@ def test_learning_curves_contract_bands_improvement_and_pvalues():
     stars = roles(fig, "significant")
     assert len(stars) == 1 and stars[0].meta["method"] == "tavaal" and len(stars[0].x) == 3
     assert "p vs random" in means[1].customdata[0][3]
+    assert fig.layout.annotations[0].text == "Test accuracy" and "percentage points" in fig.layout.annotations[1].text
+
+
+def test_learning_curves_of_mean_iou_show_relative_improvement_like_figure_5():
+    curves = curves_frame().assign(metric="mean_iou")
+    fig = figures.learning_curves(curves)
+    assert fig.layout.annotations[0].text == "Test mean IoU"
+    assert "Relative improvement" in fig.layout.annotations[1].text
+    tavaal = [t for t in roles(fig, "improvement") if t.meta["method"] == "tavaal"][0]
+    assert list(tavaal.y) == pytest.approx([100 * 0.05 / (0.6 + 0.05 * s) for s in range(3)])
+    points = figures.learning_curves(curves, relative=False)
+    assert list([t for t in roles(points, "improvement") if t.meta["method"] == "tavaal"][0].y) == pytest.approx([5, 5, 5])
 
 
 def test_learning_curves_single_trial_has_no_band_and_optional_panel():
@@ -228,8 +241,8 @@ def test_curves_from_records_single_trial():
     curves = figures.curves_from_records(records)
     assert tuple(curves.columns) == figures.CURVE_COLUMNS
     row = curves[(curves.method == "coreset") & (curves.stage == 1)].iloc[0]
-    assert row.accuracy_mean == pytest.approx(0.7) and row.improvement_mean == pytest.approx(0.1)
-    assert row.trials == 1 and math.isnan(row.accuracy_std) and math.isnan(row.p_value_vs_random)
+    assert row.metric_mean == pytest.approx(0.7) and row.improvement_mean == pytest.approx(0.1)
+    assert row.trials == 1 and math.isnan(row.metric_std) and math.isnan(row.p_value_vs_random)
     no_random = figures.curves_from_records({"coreset": records["coreset"]})
     assert no_random.improvement_mean.isna().all()
     spec(figures.learning_curves(curves))  # serialises

@@ -43,8 +43,8 @@ def test_curve_frame_columns_match_the_figure_contract():
 def test_mean_std_and_improvement_by_hand():
     curves = st.learning_curve_frame(frame()).set_index(["method", "stage"])
     row = curves.loc[("tavaal", 1)]
-    assert row.accuracy_mean == pytest.approx(np.mean([0.66, 0.70, 0.61]))
-    assert row.accuracy_std == pytest.approx(np.std([0.66, 0.70, 0.61], ddof=1))
+    assert row.metric_mean == pytest.approx(np.mean([0.66, 0.70, 0.61]))
+    assert row.metric_std == pytest.approx(np.std([0.66, 0.70, 0.61], ddof=1))
     assert row.trials == 3 and row.labeled_count == 150
     assert row.improvement_mean == pytest.approx(np.mean([0.06, 0.09, 0.03]))
     assert row.p_value_vs_random == pytest.approx(stats.ttest_rel([0.66, 0.70, 0.61], [0.60, 0.61, 0.58]).pvalue)
@@ -78,7 +78,7 @@ def test_pairing_uses_only_trials_both_methods_have():
 def test_single_trial_has_nan_std_and_p_and_no_random_means_nan_improvement():
     one = {"random": [[0.5], [0.6]], "lloss": [[0.5], [0.65]]}
     curves = st.learning_curve_frame(frame(one))
-    assert curves["accuracy_std"].isna().all() and curves["p_value_vs_random"].isna().all()
+    assert curves["metric_std"].isna().all() and curves["p_value_vs_random"].isna().all()
     assert curves.set_index(["method", "stage"]).loc[("lloss", 1)].improvement_mean == pytest.approx(0.05)
     no_random = st.learning_curve_frame(frame({"lloss": [[0.5, 0.6], [0.7, 0.8]]}))
     assert no_random["improvement_mean"].isna().all() and no_random["p_value_vs_random"].isna().all()
@@ -116,3 +116,19 @@ def test_final_summary_is_the_last_stage():
 def test_missing_columns_are_refused():
     with pytest.raises(ValueError, match="accuracy"):
         st.learning_curve_frame(pd.DataFrame({"trial": [0], "method": ["a"], "stage": [0], "labeled_count": [1]}))
+
+
+def test_segmentation_frames_use_mean_iou_and_relative_improvement():
+    rows = []
+    for trial, (r, t) in enumerate([(0.40, 0.44), (0.50, 0.52)]):
+        for method, miou in (("random", r), ("tavaal", t)):
+            rows.append(dict(trial=trial, method=method, stage=0, labeled_count=200, accuracy=0.9, mean_iou=miou))
+    frame = pd.DataFrame(rows)
+    assert st.headline_metric(frame) == "mean_iou"
+    row = st.learning_curve_frame(frame).set_index("method").loc["tavaal"]
+    assert row.metric == "mean_iou" and row.metric_mean == pytest.approx(0.48)
+    assert row.improvement_mean == pytest.approx(0.03)
+    assert row.relative_improvement_mean == pytest.approx((0.04 / 0.40 + 0.02 / 0.50) / 2)
+    # a classification frame (mean_iou all NaN) keeps accuracy
+    assert st.headline_metric(frame.assign(mean_iou=np.nan)) == "accuracy"
+    assert "mean IoU %" in st.curve_table(st.learning_curve_frame(frame)).columns

@@ -4,10 +4,14 @@ Every loader returns a :class:`Dataset`: training and test tensors, class names 
 statistics used to normalise images on the fly. Images stay ``uint8`` (N, C, H, W) so a whole
 training set fits on the device once; ``Dataset.normalize`` turns a batch into float32.
 
-Embedded (work offline): ``moons``, ``digits``, ``mnist5k``. From disk: ``mnist``,
-``fashion_mnist``, ``cifar10``, ``cifar100``, ``svhn`` (torchvision's on-disk layout under
-``root``) and ``medmnist`` (a MedMNIST ``.npz``). A dataset whose files are absent raises
-:class:`DatasetUnavailable` with one message saying where to put which files.
+Embedded (work offline): ``moons``, ``digits``, ``mnist5k``, ``shapes`` (generated segmentation
+scenes, :mod:`.segmentation`). From disk: ``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``,
+``svhn`` (torchvision's on-disk layout under ``root``), ``medmnist`` (a MedMNIST ``.npz``),
+``cityscapes`` (:mod:`.segmentation`) and ``caltech101`` (:mod:`.caltech`). A dataset whose files
+are absent raises :class:`DatasetUnavailable` with one message saying where to put which files.
+
+Three kinds: ``vector`` (2-d points), ``image`` (one class per image) and ``segmentation`` (one
+class per pixel: ``y`` is uint8 ``(N, H, W)``, :data:`IGNORE_INDEX` marks pixels without a label).
 """
 from __future__ import annotations
 
@@ -35,7 +39,14 @@ __all__ = [
     "dataset_info",
     "load_dataset",
     "channel_stats",
+    "IGNORE_INDEX",
+    "KINDS",
 ]
+
+KINDS = ("vector", "image", "segmentation")
+# Segmentation masks: pixels with this value carry no label (Cityscapes' "void" classes, the shapes
+# set's one-pixel outlines); the loss and the metrics skip them.
+IGNORE_INDEX = 255
 
 
 # --------------------------------------------------------------------------------------------
@@ -46,9 +57,13 @@ class Dataset:
     """A train/test split held as tensors.
 
     ``x_train``/``x_test``: vectors float32 (N, D); images uint8 (N, C, H, W) in 0..255.
-    ``y_train``/``y_test``: int64 (N,). ``mean``/``std``: per channel, in [0, 1] units, computed
-    from the training images (empty for vectors). ``augment``: the model should use random crop
-    from 4-px zero padding + horizontal flip (CIFAR-like data only).
+    ``y_train``/``y_test``: int64 (N,) classes; for ``kind="segmentation"`` uint8 (N, H, W) masks of
+    class indices, :data:`IGNORE_INDEX` where a pixel has no label. ``mean``/``std``: per channel, in
+    [0, 1] units, computed from the training images (empty for vectors). ``augment``: train with
+    random horizontal flips (of image and mask together for segmentation) and, when
+    ``crop_padding`` > 0, random crops from that much zero padding (CIFAR-like data).
+    ``background_class``: a segmentation class that is "nothing there" (the shapes set's background);
+    :meth:`sample_labels` skips it when naming an image's dominant class.
     """
 
     name: str
@@ -63,16 +78,31 @@ class Dataset:
     std: tuple[float, ...] = ()
     augment: bool = False
     description: str = ""
+    crop_padding: int = 4
+    background_class: int | None = None
     # mean/std as tensors per device, so normalize() does not rebuild them for every batch
     _stat_tensors: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("vector", "image"):
-            raise ValueError(f"Dataset.kind must be 'vector' or 'image', not {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"Dataset.kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
         if len(self.x_train) != len(self.y_train) or len(self.x_test) != len(self.y_test):
             raise ValueError("Dataset: x and y of a split differ in length")
-        if self.kind == "image" and len(self.mean) != self.input_shape[0]:
+        if self.is_image and len(self.mean) != self.input_shape[0]:
             raise ValueError("Dataset: an image dataset needs one mean/std per channel")
+        if self.kind == "segmentation":
+            for x, y in ((self.x_train, self.y_train), (self.x_test, self.y_test)):
+                if y.dim() != 3 or tuple(y.shape[1:]) != tuple(x.shape[2:]):
+                    raise ValueError("Dataset: segmentation masks must be (N, H, W) like the images' (H, W)")
+
+    @property
+    def is_image(self) -> bool:
+        """Image input (classification or segmentation): normalised per channel, conv models."""
+        return self.kind in ("image", "segmentation")
+
+    @property
+    def is_segmentation(self) -> bool:
+        return self.kind == "segmentation"
 
     @property
     def num_classes(self) -> int:
@@ -95,7 +125,7 @@ class Dataset:
         Vectors: ``x.float()`` unchanged.
         """
         x = x.float()
-        if self.kind != "image":
+        if not self.is_image:
             return x
         key = str(x.device)
         if key not in self._stat_tensors:
@@ -107,9 +137,49 @@ class Dataset:
         return (x / 255.0 - mean) / std
 
     def class_counts(self, split: str = "train") -> np.ndarray:
-        """Samples per class (length ``num_classes``) in ``split`` ("train" or "test")."""
+        """Samples per class (length ``num_classes``) in ``split`` ("train" or "test"); for segmentation,
+        labeled pixels per class."""
         y = self.y_train if split == "train" else self.y_test
+        if self.is_segmentation:
+            return self.pixel_counts(split).sum(0)
         return np.bincount(y.cpu().numpy(), minlength=self.num_classes)
+
+    def pixel_counts(self, split: str = "train") -> np.ndarray:
+        """Segmentation: (N, K) int64, labeled pixels of each class in each image (ignored pixels left out)."""
+        if not self.is_segmentation:
+            raise ValueError("pixel_counts is for segmentation datasets")
+        y = self.y_train if split == "train" else self.y_test
+        return mask_class_counts(y, self.num_classes)
+
+    def sample_labels(self, split: str = "train") -> np.ndarray:
+        """One class per sample (N,): the label for classification; for segmentation the image's dominant
+        class (most labeled pixels, ``background_class`` skipped when the image shows anything else), the
+        colour an image gets in scatter plots."""
+        if not self.is_segmentation:
+            y = self.y_train if split == "train" else self.y_test
+            return y.cpu().numpy()
+        counts = self.pixel_counts(split).astype(np.float64)
+        if self.background_class is not None and counts.shape[1] > 1:
+            foreground = counts.copy()
+            foreground[:, self.background_class] = -1
+            has_fg = foreground.max(1) > 0
+            counts[has_fg, self.background_class] = -1
+        return counts.argmax(1).astype(np.int64)
+
+
+def mask_class_counts(masks: torch.Tensor, num_classes: int, chunk: int = 256) -> np.ndarray:
+    """(N, K) int64: pixels of each class per mask of ``masks`` (N, H, W); :data:`IGNORE_INDEX` and any
+    value >= K are not counted. One bincount per chunk of masks, no per-image Python."""
+    n = int(masks.shape[0])
+    out = np.zeros((n, num_classes), np.int64)
+    bins = num_classes + 1  # the extra bin collects ignored pixels
+    for start in range(0, n, chunk):
+        m = masks[start:start + chunk].cpu().long().reshape(min(chunk, n - start), -1)
+        m = torch.where(m < num_classes, m, torch.full_like(m, num_classes))
+        offsets = torch.arange(m.shape[0])[:, None] * bins
+        counts = torch.bincount((m + offsets).reshape(-1), minlength=m.shape[0] * bins).view(m.shape[0], bins)
+        out[start:start + m.shape[0]] = counts[:, :num_classes].numpy()
+    return out
 
 
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -140,6 +210,9 @@ def _image_dataset(
     augment: bool,
     description: str,
     stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+    kind: str = "image",
+    crop_padding: int = 4,
+    background_class: int | None = None,
 ) -> Dataset:
     mean, std = stats if stats is not None else channel_stats(x_train)
     return Dataset(
@@ -150,11 +223,13 @@ def _image_dataset(
         y_test=y_test,
         class_names=list(class_names),
         input_shape=tuple(int(s) for s in x_train.shape[1:]),
-        kind="image",
+        kind=kind,
         mean=mean,
         std=std,
         augment=augment,
         description=description,
+        crop_padding=crop_padding,
+        background_class=background_class,
     )
 
 
@@ -208,7 +283,7 @@ def _options(loader: Callable[..., Dataset]) -> tuple[dict[str, Any], list[str]]
 def dataset_info(name: str) -> dict[str, Any]:
     """What the UI needs to build controls for a dataset.
 
-    Keys: ``name``, ``kind`` ("vector"/"image"), ``embedded`` (works offline with no files),
+    Keys: ``name``, ``kind`` ("vector"/"image"/"segmentation"), ``embedded`` (works offline with no files),
     ``options`` (name -> default; ``None`` for a required option), ``required`` (option names
     without a default), ``description`` (one line).
     """

@@ -66,6 +66,9 @@ def make_imbalanced(
     all their samples). Which samples of a class are kept is drawn at random from
     ``rng.numpy_rng(seed, 0, "imbalance")``. The test set is unchanged.
     """
+    if ds.is_segmentation:
+        field = "imbalance_ratio" if ratio is not None else "class_counts"
+        raise ConfigError(field, f"cuts a classification set by class; '{ds.name}' labels pixels, not images")
     available = np.bincount(ds.y_train.cpu().numpy(), minlength=ds.num_classes)
     if (ratio is None) == (class_counts is None):
         raise ConfigError("imbalance_ratio", "give either an imbalance ratio (>= 1) or explicit class_counts, not both")

@@ -20,6 +20,8 @@ class TaskOutput:
     logits: torch.Tensor  # (B, K)
     embedding: torch.Tensor  # (B, E) penultimate features (core-set, MedAL, feature maps)
     taps: list[torch.Tensor]  # inputs of the loss-prediction head
+    # Segmentation models only: the maps `model.classify(dropout(pixel_features), size)` turns into the logits
+    pixel_features: torch.Tensor | None = None
 
 
 class MLP(nn.Module):
@@ -143,10 +145,19 @@ class ResNet18(nn.Module):
         return TaskOutput(self.classifier(self.dropout(emb)), emb, taps)
 
 
+SEGMENTATION_MODELS = ("encdec", "drn")
+
+
 def build_task_model(name: str, input_shape: tuple[int, ...], num_classes: int, dropout: float = 0.0,
                      pretrained: bool = False) -> nn.Module:
     """A task learner. ``dropout`` > 0 only for methods that sample MC dropout (no paper model has it);
     ``pretrained`` loads local ImageNet weights into ``resnet18_imagenet`` (the caller checks they exist)."""
+    if name in SEGMENTATION_MODELS:
+        from .segmentation import DilatedResNet, EncoderDecoder
+
+        if name == "encdec":
+            return EncoderDecoder(input_shape[0], num_classes, dropout=dropout)
+        return DilatedResNet(input_shape[0], num_classes, dropout=dropout)
     if name == "mlp":
         return MLP(int(torch.tensor(input_shape).prod()), num_classes, dropout=dropout)
     channels = input_shape[0]

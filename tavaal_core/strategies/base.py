@@ -65,7 +65,9 @@ class SelectionContext(Protocol):
     rng: np.random.Generator  # derived from (seed, stage, method)
 
     def predictions(self): ...  # training.Predictions for the candidates (probs, embedding, predicted_loss)
-    def mc_probs(self) -> np.ndarray: ...  # (T, N, K) MC-dropout probabilities for the candidates
+    def predictive_entropy(self) -> np.ndarray: ...  # (N,) entropy (segmentation: mean per-pixel entropy)
+    def bald(self) -> np.ndarray: ...  # (N,) BALD mutual information (segmentation: mean over pixels)
+    def mc_probs(self) -> np.ndarray: ...  # (T, N, K) MC-dropout probabilities (classification only)
     def features(self): ...  # (candidate_features, labeled_features) torch tensors on the device
     def discriminator_likelihood(self) -> np.ndarray: ...  # (N,) D's probability "labeled", candidates
 

@@ -37,11 +37,12 @@ class EntropySampling(Strategy):
     name = "entropy"
     label = "Entropy"
     paper = "Shannon entropy uncertainty sampling (Settles 2009)"
-    description = "Picks the samples whose predicted class probabilities are the most uncertain."
+    description = ("Picks the samples whose predicted class probabilities are the most uncertain "
+                   "(segmentation: the per-pixel entropy averaged over the image).")
     score_name = "predictive entropy"
 
     def scores(self, ctx):
-        return predictive_entropy(ctx.predictions().probs)
+        return ctx.predictive_entropy()
 
 
 @register
@@ -50,9 +51,17 @@ class BALD(Strategy):
     label = "MC-dropout (BALD)"
     paper = "Gal, Islam & Ghahramani, Deep Bayesian Active Learning with Image Data, ICML 2017"
     description = ("Runs the model many times with dropout on and picks the samples the runs disagree on "
-                   "most (mutual information).")
+                   "most (mutual information; segmentation: per pixel, averaged over the image).")
     needs = Needs(mc_dropout=True)
     score_name = "BALD mutual information"
 
     def scores(self, ctx):
-        return bald_scores(ctx.mc_probs())
+        return ctx.bald()
+
+    def diagnostics(self, ctx):
+        # BALD's two terms, so a pick can be explained: uncertain overall, yet each pass confident.
+        if getattr(ctx, "segmentation", False):
+            return {}
+        mc = ctx.mc_probs()
+        return {"candidate_entropy": predictive_entropy(mc.mean(0)),
+                "candidate_expected_entropy": predictive_entropy(mc).mean(0)}
