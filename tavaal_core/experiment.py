@@ -288,6 +288,11 @@ class ProgressEvent:
     labeled_count: int = 0
     where: str = ""
 
+    def __post_init__(self):
+        if self.record is not None and self.accuracy != self.accuracy:  # a stage event made with its record
+            self.accuracy = float(self.record.accuracy)
+            self.labeled_count = int(self.record.labeled_count)
+
 
 ExperimentProgress = Callable[[ProgressEvent], None]
 

@@ -151,10 +151,8 @@ def test_sigkill_in_the_middle_of_a_stage_then_resume_equals_an_uninterrupted_ru
         _wait_for(lambda: (killed / "records" / "random" / "trial0" / "stage1.json").exists(), 180, victim, "stage 1")
 
         def training_stage_2():
-            try:
-                current = store.read_status(killed).get("current") or {}
-            except store.StoreError:
-                return False
+            # the unit's own progress (units run in parallel worker processes: the run's status shows any of them)
+            current = store.read_unit_status(killed, store.Unit(None, 0, "random"))
             return current.get("stage") == 2 and current.get("phase") == "task training" \
                 and 0 < current.get("fraction", 0) < 0.6
 
