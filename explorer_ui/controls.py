@@ -57,7 +57,13 @@ def keep(key: str):
     return cb
 
 
-def _widget_default(key: str, default):
+def remember(key: str, value) -> None:
+    """Set a widget's value before it is drawn (a link being opened), and keep it beyond its page."""
+    st.session_state[key] = value
+    st.session_state.setdefault("_kept", {})[key] = value
+
+
+def widget_default(key: str, default):
     """Seed a widget's state once (so widgets are created without ``value=`` and keep user changes)."""
     if key not in st.session_state:
         st.session_state[key] = persisted(key, default)
@@ -66,7 +72,7 @@ def _widget_default(key: str, default):
 def methods_select(key: str, default: list[str], where=None, label: str = "Methods") -> list[str]:
     where = where if where is not None else st
     names = available_methods()
-    _widget_default(key, [m for m in default if m in names])
+    widget_default(key, [m for m in default if m in names])
     return where.multiselect(
         label, names, key=key, format_func=method_label, on_change=keep(key),
         help="Every registered strategy. Each method gets its own learner; all start from the same labels.",
@@ -93,6 +99,7 @@ class Settings:
 
     config: ExperimentConfig | None
     methods: list[str]
+    values: dict | None = None  # the widget values (session-state key -> value) it was built from
 
     @property
     def signature(self) -> str:
@@ -100,57 +107,79 @@ class Settings:
 
 
 def _number(where, label, key, default, min_value, max_value=None, step=1, help=None):
-    _widget_default(key, default)
+    widget_default(key, default)
     return where.number_input(label, min_value=min_value, max_value=max_value, step=step, key=key, help=help,
                               on_change=keep(key))
+
+
+# The playground's settings: session-state key -> default. One place, used by the sidebar's widgets, by a
+# link that reopens the playground (explorer_ui.links) and by the views' two-moons demo.
+MOONS_DEFAULTS = {"moons_methods": MOONS_METHODS, "moons_noise": 0.2, "moons_n0": 500, "moons_n1": 50,
+                  "moons_initial": 20, "moons_budget": 10, "moons_epochs": 100, "moons_vae_epochs": 50,
+                  "moons_seed": 0}
+
+
+def moons_config(values: dict) -> Settings:
+    """Settings from playground values (keys of ``MOONS_DEFAULTS``; missing ones take the default).
+    Raises ``TavaalError`` naming the bad field."""
+    v = {**MOONS_DEFAULTS, **{k: x for k, x in values.items() if x is not None}}
+    methods = list(v["moons_methods"])
+    config = ExperimentConfig(
+        dataset="moons", method=methods[0] if methods else "random",
+        dataset_options=dict(n_per_class=(int(v["moons_n0"]), int(v["moons_n1"])), noise=float(v["moons_noise"]),
+                             seed=int(v["moons_seed"])),
+        initial_size=int(v["moons_initial"]), budget=int(v["moons_budget"]), stages=MAX_STAGES,
+        task_epochs=int(v["moons_epochs"]), vae_epochs=int(v["moons_vae_epochs"]), seed=int(v["moons_seed"]),
+    )
+    if not methods:
+        raise ConfigError("methods", "choose at least one method")
+    return Settings(config, methods, v)
+
+
+def moons_values() -> dict:
+    """The playground's current values (the last chosen, kept across pages), without drawing a widget."""
+    return {k: persisted(k, d) for k, d in MOONS_DEFAULTS.items()}
 
 
 def moons_settings(where=None) -> tuple[Settings, Form]:
     """Sidebar controls of the two-moons playground."""
     where = where if where is not None else st.sidebar
     form = Form(where)
-    methods = methods_select("moons_methods", MOONS_METHODS, where)
+    d = MOONS_DEFAULTS
+    methods = methods_select("moons_methods", d["moons_methods"], where)
     form.slot("methods", "method")
     describe_methods(methods, where)
     where.markdown("**Data**")
-    _widget_default("moons_noise", 0.2)
-    noise = where.slider("Noise", 0.0, 0.6, step=0.05, key="moons_noise", on_change=keep("moons_noise"),
-                         help="Standard deviation of the Gaussian noise added to the two half-circles.")
+    widget_default("moons_noise", d["moons_noise"])
+    where.slider("Noise", 0.0, 0.6, step=0.05, key="moons_noise", on_change=keep("moons_noise"),
+                 help="Standard deviation of the Gaussian noise added to the two half-circles.")
     form.slot("noise")
     c1, c2 = where.columns(2)
-    n0 = _number(c1, "Upper moon points", "moons_n0", 500, 1, 5000, help="Training points of class 0.")
-    n1 = _number(c2, "Lower moon points", "moons_n1", 50, 1, 5000,
-                 help="Training points of class 1 (the paper's Figure 1 uses 500 and 50: imbalanced).")
+    _number(c1, "Upper moon points", "moons_n0", d["moons_n0"], 1, 5000, help="Training points of class 0.")
+    _number(c2, "Lower moon points", "moons_n1", d["moons_n1"], 1, 5000,
+            help="Training points of class 1 (the paper's Figure 1 uses 500 and 50: imbalanced).")
     form.slot("n_per_class")
     where.markdown("**Active learning**")
     c1, c2 = where.columns(2)
-    initial = _number(c1, "Initial labels", "moons_initial", 20, 1, 10000,
-                      help="Random labeled set at stage 0, the same for every method.")
-    budget = _number(c2, "Picks per stage", "moons_budget", 10, 1, 5000, help="Budget b: samples labeled per stage.")
+    _number(c1, "Initial labels", "moons_initial", d["moons_initial"], 1, 10000,
+            help="Random labeled set at stage 0, the same for every method.")
+    _number(c2, "Picks per stage", "moons_budget", d["moons_budget"], 1, 5000, help="Budget b: samples labeled per stage.")
     form.slot("initial_size", "budget", "stages", "subset_factor")
     c1, c2 = where.columns(2)
-    epochs = _number(c1, "Task epochs", "moons_epochs", 100, 1, 2000, help="Epochs of the MLP each stage (paper: 100).")
-    vae_epochs = _number(c2, "VAE epochs", "moons_vae_epochs", 50, 1, 2000,
-                         help="Epochs of the VAE + discriminator (VAAL, TA-VAAL) each stage. The paper uses 100; "
-                              "50 keeps a step under a second or two on a CPU.")
+    _number(c1, "Task epochs", "moons_epochs", d["moons_epochs"], 1, 2000, help="Epochs of the MLP each stage (paper: 100).")
+    _number(c2, "VAE epochs", "moons_vae_epochs", d["moons_vae_epochs"], 1, 2000,
+            help="Epochs of the VAE + discriminator (VAAL, TA-VAAL) each stage. The paper uses 100; "
+                 "50 keeps a step under a second or two on a CPU.")
     form.slot("task_epochs", "vae_epochs")
-    seed = _number(where, "Seed", "moons_seed", 0, 0, 2**31 - 1,
-                   help="Same seed, same data, same initial labels, same picks.")
+    _number(where, "Seed", "moons_seed", d["moons_seed"], 0, 2**31 - 1,
+            help="Same seed, same data, same initial labels, same picks.")
     form.slot("seed")
-    config = None
+    values = {k: st.session_state.get(k) for k in MOONS_DEFAULTS}
     try:
-        config = ExperimentConfig(
-            dataset="moons", method=methods[0] if methods else "random",
-            dataset_options=dict(n_per_class=(int(n0), int(n1)), noise=float(noise), seed=int(seed)),
-            initial_size=int(initial), budget=int(budget), stages=MAX_STAGES, task_epochs=int(epochs),
-            vae_epochs=int(vae_epochs), seed=int(seed),
-        )
-        if not methods:
-            raise ConfigError("methods", "choose at least one method")
+        return moons_config(values), form
     except TavaalError as e:
         form.show(e)
-        config = None
-    return Settings(config, list(methods)), form
+        return Settings(None, list(methods)), form
 
 
 def image_datasets() -> list[str]:
@@ -168,30 +197,92 @@ def _dataset_options(where, name: str, form: Form) -> dict:
         if opt == "seed":
             continue
         if opt == "root":
-            _widget_default(key, str(default))
+            widget_default(key, str(default))
             layout = {"cityscapes": "Cityscapes' own layout (leftImg8bit/, gtFine/)"}.get(name, "torchvision's layout")
             options[opt] = where.text_input("Data folder (root)", key=key, on_change=keep(key),
                                             help=f"Folder holding the files in {layout}.")
         elif opt == "path":
-            _widget_default(key, "")
+            widget_default(key, "")
             options[opt] = where.text_input("Path to the .npz file", key=key, on_change=keep(key)) or None
         elif opt == "test_fraction":
-            _widget_default(key, float(default))
+            widget_default(key, float(default))
             options[opt] = where.slider("Test fraction", 0.05, 0.5, step=0.05, key=key, on_change=keep(key))
         elif opt == "download":
             continue  # offline by design; the message on a missing dataset says how to fetch it
         elif isinstance(default, bool):
-            _widget_default(key, default)
+            widget_default(key, default)
             options[opt] = where.checkbox(opt.replace("_", " "), key=key, on_change=keep(key))
         elif isinstance(default, int):
-            _widget_default(key, int(default))
+            widget_default(key, int(default))
             options[opt] = int(where.number_input(opt.replace("_", " "), min_value=1, step=1, key=key,
                                                   on_change=keep(key)))
         elif isinstance(default, str):
-            _widget_default(key, default)
+            widget_default(key, default)
             options[opt] = where.text_input(opt.replace("_", " "), key=key, on_change=keep(key))
         form.slot(opt)
     return options
+
+
+IMAGE_DEFAULT_DATASET = "digits"
+# The stage explorer's VAE for the small-CNN demos: 16 channels in the first conv (the core's default is 32,
+# VAAL's reference VAE 128). A Step with VAAL and TA-VAAL on MNIST-5k spends most of its time training
+# their VAEs; half the width costs about half (bench/bench_browser.py --page explorer). A visible setting.
+DEMO_VAE_WIDTH = 16
+
+
+def image_defaults(name: str) -> dict:
+    """The stage explorer's settings for dataset ``name``: session-state key -> default (keys of the model,
+    sizes and epochs are per dataset, so switching datasets keeps each one's choices)."""
+    defaults = DATASET_DEFAULTS.get(name, DATASET_DEFAULTS["digits"])
+    out = {"img_dataset": name, "img_methods": IMAGE_METHODS, "img_imbalance": 1.0,
+           f"img_model_{name}": defaults["model"], f"img_initial_{name}": defaults["initial_size"],
+           f"img_budget_{name}": defaults["budget"], f"img_epochs_{name}": min(defaults["task_epochs"], 30),
+           f"img_epochs_inc_{name}": 0, f"img_vae_epochs_{name}": defaults["vae_epochs"],
+           f"img_vae_width_{name}": DEMO_VAE_WIDTH if defaults["model"] == "cnn" else 32, "img_seed": 0,
+           "img_random_init": False}
+    for opt, default in dataset_info(name)["options"].items():
+        if opt not in ("seed", "download"):
+            out[f"img_opt_{name}_{opt}"] = str(default) if opt == "root" else default
+    return out
+
+
+def image_config(values: dict) -> Settings:
+    """Settings from stage-explorer values (keys of ``image_defaults(values["img_dataset"])``; missing ones
+    take the default). Raises ``TavaalError`` naming the bad field."""
+    name = values.get("img_dataset") or IMAGE_DEFAULT_DATASET
+    v = {**image_defaults(name), **{k: x for k, x in values.items() if x is not None}}
+    methods = list(v["img_methods"])
+    options = {opt: v[f"img_opt_{name}_{opt}"] for opt in dataset_info(name)["options"]
+               if f"img_opt_{name}_{opt}" in v}
+    if "path" in options and not options["path"]:
+        options["path"] = None
+    if "seed" in dataset_info(name)["options"]:
+        options["seed"] = int(v["img_seed"])
+    segmentation = dataset_info(name)["kind"] == "segmentation"
+    ratio = 1.0 if segmentation else float(v["img_imbalance"])  # no class cuts for scenes
+    model = v[f"img_model_{name}"]
+    pretrained = None
+    if model == "resnet18_imagenet":
+        from tavaal_core.models.task import imagenet_weights_path
+
+        if imagenet_weights_path() is None:  # absent weights: a random init only when the user said so
+            pretrained = "none" if v["img_random_init"] else "imagenet"
+    config = ExperimentConfig(
+        dataset=name, method=methods[0] if methods else "random", dataset_options=options,
+        imbalance_ratio=ratio if ratio > 1 else None, model=model, pretrained=pretrained,
+        initial_size=int(v[f"img_initial_{name}"]), budget=int(v[f"img_budget_{name}"]), stages=MAX_STAGES,
+        task_epochs=int(v[f"img_epochs_{name}"]), task_epochs_increment=int(v[f"img_epochs_inc_{name}"]),
+        vae_epochs=int(v[f"img_vae_epochs_{name}"]), vae_width=int(v[f"img_vae_width_{name}"]), seed=int(v["img_seed"]),
+    )
+    if not methods:
+        raise ConfigError("methods", "choose at least one method")
+    return Settings(config, methods, v)
+
+
+def image_values() -> dict:
+    """The stage explorer's current values (the last chosen, kept across pages), without drawing a widget."""
+    name = persisted("img_dataset", IMAGE_DEFAULT_DATASET)
+    return {k: persisted(k, d) for k, d in image_defaults(name).items()}
 
 
 def image_settings(where=None) -> tuple[Settings, Form]:
@@ -199,76 +290,68 @@ def image_settings(where=None) -> tuple[Settings, Form]:
     where = where if where is not None else st.sidebar
     form = Form(where)
     names = image_datasets()
-    _widget_default("img_dataset", "digits")
+    widget_default("img_dataset", IMAGE_DEFAULT_DATASET)
     name = where.selectbox("Dataset", names, key="img_dataset", on_change=keep("img_dataset"),
                            format_func=lambda d: d + ("" if dataset_info(d)["embedded"] else " (needs files)"))
     where.caption(dataset_info(name)["description"])
     form.slot("dataset")
-    options = _dataset_options(where, name, form)
-    methods = methods_select("img_methods", IMAGE_METHODS, where)
+    d = image_defaults(name)
+    _dataset_options(where, name, form)
+    methods = methods_select("img_methods", d["img_methods"], where)
     form.slot("methods", "method")
     describe_methods(methods, where)
-    defaults = DATASET_DEFAULTS.get(name, DATASET_DEFAULTS["digits"])
-    _widget_default("img_imbalance", 1.0)
     segmentation = dataset_info(name)["kind"] == "segmentation"
-    ratio = 1.0
     if not segmentation:  # class cuts are for image classification; a scene holds every class
-        ratio = where.number_input("Imbalance ratio", min_value=1.0, max_value=1000.0, step=1.0, key="img_imbalance",
-                                   on_change=keep("img_imbalance"),
-                                   help="1 = as is. r > 1 keeps 1/r of the first half of the classes (TA-VAAL's setting).")
+        widget_default("img_imbalance", d["img_imbalance"])
+        where.number_input("Imbalance ratio", min_value=1.0, max_value=1000.0, step=1.0, key="img_imbalance",
+                           on_change=keep("img_imbalance"),
+                           help="1 = as is. r > 1 keeps 1/r of the first half of the classes (TA-VAAL's setting).")
     form.slot("imbalance_ratio", "class_counts")
     models = [m for m in MODELS if m != "mlp" and (m in SEGMENTATION_MODELS) == segmentation]
-    _widget_default(f"img_model_{name}", defaults["model"])
-    model = where.selectbox("Task model", models, key=f"img_model_{name}", format_func=MODEL_LABELS.get,
-                            on_change=keep(f"img_model_{name}"))
+    widget_default(f"img_model_{name}", d[f"img_model_{name}"])
+    where.selectbox("Task model", models, key=f"img_model_{name}", format_func=MODEL_LABELS.get,
+                    on_change=keep(f"img_model_{name}"))
     form.slot("model")
-    pretrained = None
-    if model == "resnet18_imagenet":
+    if st.session_state.get(f"img_model_{name}") == "resnet18_imagenet":
         from tavaal_core.models.task import imagenet_weights_path
 
         if imagenet_weights_path() is None:
-            _widget_default("img_random_init", False)
-            accept = where.checkbox("ImageNet weights are absent: start from a random initialisation",
+            widget_default("img_random_init", False)
+            where.checkbox("ImageNet weights are absent: start from a random initialisation",
                                     key="img_random_init", on_change=keep("img_random_init"),
                                     help="Nothing is downloaded here. Put torchvision's resnet18-f37072fd.pth under "
                                          "$TORCH_HOME/hub/checkpoints to use them.")
-            pretrained = "none" if accept else "imagenet"
     form.slot("pretrained")
     c1, c2 = where.columns(2)
-    initial = _number(c1, "Initial labels", f"img_initial_{name}", defaults["initial_size"], 1, 100000)
-    budget = _number(c2, "Picks per stage", f"img_budget_{name}", defaults["budget"], 1, 100000)
+    _number(c1, "Initial labels", f"img_initial_{name}", d[f"img_initial_{name}"], 1, 100000)
+    _number(c2, "Picks per stage", f"img_budget_{name}", d[f"img_budget_{name}"], 1, 100000)
     form.slot("initial_size", "budget", "stages", "subset_factor")
     c1, c2, c3 = where.columns(3)
-    epochs = _number(c1, "Task epochs", f"img_epochs_{name}", min(defaults["task_epochs"], 30), 1, 1000,
-                     help="Task-learner epochs at the first stage (TA-VAAL: 200 at every stage).")
-    epochs_increment = _number(c2, "+ per stage", f"img_epochs_inc_{name}", 0, 0, 1000,
-                               help="Epochs added at each later stage (Godwin et al. 2022: 10 at the first stage, "
-                                    "5 more each stage).")
-    vae_epochs = _number(c3, "VAE epochs", f"img_vae_epochs_{name}", 15, 1, 1000,
-                         help="VAE + discriminator epochs for VAAL / TA-VAAL (papers: 100; 15 keeps a CPU stage short).")
+    _number(c1, "Task epochs", f"img_epochs_{name}", d[f"img_epochs_{name}"], 1, 1000,
+            help="Task-learner epochs at the first stage (TA-VAAL: 200 at every stage).")
+    _number(c2, "+ per stage", f"img_epochs_inc_{name}", d[f"img_epochs_inc_{name}"], 0, 1000,
+            help="Epochs added at each later stage (Godwin et al. 2022: 10 at the first stage, 5 more each stage).")
+    _number(c3, "VAE epochs", f"img_vae_epochs_{name}", d[f"img_vae_epochs_{name}"], 1, 1000,
+            help="VAE + discriminator epochs for VAAL / TA-VAAL (papers: 100; the demo default keeps a CPU "
+                 "stage short).")
     form.slot("task_epochs", "task_epochs_increment", "vae_epochs")
-    seed = _number(where, "Seed", "img_seed", 0, 0, 2**31 - 1)
+    _number(where, "VAE width", f"img_vae_width_{name}", d[f"img_vae_width_{name}"], 1, 1024,
+            help="Channels of the VAE's first conv layer (doubling at each layer). VAAL's reference VAE: 128; "
+                 f"the core's default: 32; the demo: {DEMO_VAE_WIDTH}, so a Step with VAAL and TA-VAAL stays short "
+                 "on a CPU.")
+    form.slot("vae_width")
+    _number(where, "Seed", "img_seed", d["img_seed"], 0, 2**31 - 1)
     form.slot("seed")
-    config = None
+    values = {k: st.session_state.get(k) for k in d}
     try:
-        if "seed" in dataset_info(name)["options"]:
-            options["seed"] = int(seed)
-        config = ExperimentConfig(
-            dataset=name, method=methods[0] if methods else "random", dataset_options=options,
-            imbalance_ratio=float(ratio) if ratio > 1 else None, model=model, pretrained=pretrained,
-            initial_size=int(initial),
-            budget=int(budget), stages=MAX_STAGES, task_epochs=int(epochs),
-            task_epochs_increment=int(epochs_increment), vae_epochs=int(vae_epochs), seed=int(seed),
-        )
-        if not methods:
-            raise ConfigError("methods", "choose at least one method")
+        settings = image_config(values)
         from tavaal_core.models.task import check_pretrained_weights
 
-        check_pretrained_weights(config.resolve())  # refused beside the control, before any Step
+        check_pretrained_weights(settings.config.resolve())  # refused beside the control, before any Step
+        return settings, form
     except TavaalError as e:
         form.show(e)
-        config = None
-    return Settings(config, list(methods)), form
+        return Settings(None, list(methods)), form
 
 
 # -- view pickers -----------------------------------------------------------------------------------------
@@ -308,6 +391,14 @@ def stage_picker(source: Source, key: str = "view_stage", where=None) -> int:
                         help="Replays a stored stage: nothing is recomputed.")
 
 
+def pin_stage(source: Source, key: str, stage: int) -> None:
+    """Show ``stage`` on the next ``stage_picker(source, key)`` (a link asked for it), even though the
+    session just stepped (which would otherwise jump to the latest)."""
+    kept = st.session_state.setdefault("_kept", {})
+    kept.setdefault(f"{key}_seen", {})[source.key] = source.stages
+    remember(key, max(0, min(int(stage), max(source.stages - 1, 0))))
+
+
 def method_picker(source: Source, key: str, candidates: list[str] | None = None, label: str = "Method",
                   where=None, prefer: list[str] | None = None) -> str | None:
     """One method of ``source``; the first of ``prefer`` it has is the default."""
@@ -317,8 +408,8 @@ def method_picker(source: Source, key: str, candidates: list[str] | None = None,
         return None
     default = next((m for m in (prefer or []) if m in names), names[0])
     current = persisted(key, default)
-    index = names.index(current) if current in names else 0
-    return where.selectbox(label, names, index=index, key=key, format_func=method_label, on_change=keep(key))
+    st.session_state[key] = current if current in names else default
+    return where.selectbox(label, names, key=key, format_func=method_label, on_change=keep(key))
 
 
 def methods_picker(source: Source, key: str, candidates: list[str] | None = None, label: str = "Methods",
@@ -326,6 +417,5 @@ def methods_picker(source: Source, key: str, candidates: list[str] | None = None
     where = where if where is not None else st
     names = candidates if candidates is not None else source.methods
     kept = persisted(key, default if default is not None else names)
-    default = [m for m in kept if m in names] or list(names)
-    return where.multiselect(label, names, default=default, key=key, format_func=method_label, on_change=keep(key))
-
+    st.session_state[key] = [m for m in kept if m in names] or list(names)
+    return where.multiselect(label, names, key=key, format_func=method_label, on_change=keep(key))

@@ -38,6 +38,7 @@ def start(key: str, title: str, settings: Settings, form: Form | None, with_orac
         st.error(str(e), icon=":material/folder_off:")
         return None
     session.signature = settings.signature
+    session.values = dict(settings.values or {})
     st.session_state[_state_key(key)] = session
     open_source(session.source)
     return session
@@ -54,10 +55,11 @@ def ensure(key: str, title: str, settings: Settings, form: Form, with_oracle: bo
     return session
 
 
-def step(session: LiveSession, stages: int, where=None) -> None:
+def step(session: LiveSession, stages: int, where=None, label: str | None = None) -> None:
     """Step ``stages`` stages of every method with one progress bar; report failed methods."""
     stages = max(1, min(stages, session.max_stages - session.stage))
-    progress = StepProgress(session.methods, stages=stages, first_stage=session.stage, container=where)
+    progress = StepProgress(session.methods, stages=stages, first_stage=session.stage, container=where,
+                            label=label)
     failures = []
     first = session.stage
     for k in range(stages):
@@ -80,8 +82,29 @@ def progress_seconds(progress: StepProgress) -> float:
     return time.perf_counter() - progress.started
 
 
-def toolbar(key: str, title: str, settings: Settings, form: Form, with_oracle: bool) -> LiveSession | None:
-    """Step / Run N / Reset and the stage counter; returns the session to draw (None: nothing to show)."""
+def restore(key: str, title: str, settings: Settings, stepped: int, form: Form | None = None,
+            where=None) -> LiveSession | None:
+    """The session a link describes: ``settings`` stepped ``stepped`` times. Reuses the session under ``key``
+    when it is that one (stepping on when it is behind); otherwise starts over and recomputes, with progress.
+    Deterministic from the seed, so the link shows the same picks it was copied from."""
+    if settings.config is None:
+        return current(key)
+    session = current(key)
+    if session is None or session.signature != settings.signature or session.stage > stepped:
+        session = start(key, title, settings, form, with_oracle=False)
+    if session is not None and session.stage < stepped and not session.done:
+        n = min(stepped, session.max_stages) - session.stage
+        step(session, n, where=where, label=f"Reopening this link: recomputing {n} stage{'s' if n > 1 else ''} "
+                                             f"of {len(session.methods)} methods…")
+    return session
+
+
+def toolbar(key: str, title: str, settings: Settings, form: Form, with_oracle: bool,
+            stepped: int | None = None, cost=None) -> LiveSession | None:
+    """Step / Run N / Reset and the stage counter; returns the session to draw (None: nothing to show).
+    ``stepped``: a link asks for the session after that many stages (recomputed when needed)."""
+    if stepped is not None:
+        restore(key, title, settings, stepped, form)
     session = ensure(key, title, settings, form, with_oracle)
     c_step, c_run, c_n, c_reset, c_count = st.columns([1, 1.3, 0.9, 1, 1.6], vertical_alignment="bottom")
     done = session is not None and session.done
@@ -93,6 +116,7 @@ def toolbar(key: str, title: str, settings: Settings, form: Form, with_oracle: b
     run_clicked = c_run.button(f"Run {int(n)} stages", key=f"{key}_run", disabled=not can_step or done, width="stretch")
     reset_clicked = c_reset.button("Reset", key=f"{key}_reset", width="stretch",
                                    help="Start over at stage 0 with the settings in the sidebar.")
+    estimate = st.empty()
     slot = st.container()
     if reset_clicked and settings.config is not None:
         session = start(key, title, settings, form, with_oracle) or session
@@ -103,6 +127,10 @@ def toolbar(key: str, title: str, settings: Settings, form: Form, with_oracle: b
             slot.info("Settings changed: started over with the new ones.", icon=":material/restart_alt:")
     if (step_clicked or run_clicked) and session is not None and not session.done:
         step(session, 1 if step_clicked else int(n), where=slot)
+    if session is not None and cost is not None:
+        line = cost(session)
+        if line:
+            estimate.caption(f":material/schedule: {line}")
     if session is not None:
         c_count.metric("Stages stepped", f"{session.stage} of {session.max_stages}",
                        help="All methods step together. The last stage is limited by the pool and the budget.")
@@ -121,16 +149,65 @@ def toolbar(key: str, title: str, settings: Settings, form: Form, with_oracle: b
 # -- views: pick a source, or start a demo ---------------------------------------------------------------------
 def demo_settings() -> Settings:
     """The two-moons playground's defaults, without drawing its controls."""
-    from tavaal_core import ExperimentConfig
-
-    config = ExperimentConfig(dataset="moons", method="random",
-                              dataset_options=dict(n_per_class=(500, 50), noise=0.2, seed=0), initial_size=20,
-                              budget=10, stages=controls.MAX_STAGES, task_epochs=100, vae_epochs=50, seed=0)
-    return Settings(config, list(controls.MOONS_METHODS))
+    return controls.moons_config(controls.MOONS_DEFAULTS)
 
 
-def view_source(key: str = "view_source") -> Source | None:
-    """The session (or opened run) a view page draws; when there is none, offer a two-moons demo."""
+SESSION_TITLES = {"moons": "Two moons", "images": "Stage explorer"}
+
+
+def linked_source(link) -> Source | None:
+    """The source a view page's link names (``src``): a live session rebuilt from the link's settings and
+    stepped to its ``stepped`` (with progress), or a lesson replay. Selected for the views."""
+    from . import links
+
+    src = link.text("src") if link is not None else None
+    if not src:
+        return None
+    if src.startswith("lesson:"):
+        from . import lesson
+
+        source = lesson.replay_source(src.split(":", 1)[1])
+        if source is None:
+            st.warning(f"This link's `src={src}` names no lesson replay.", icon=":material/link_off:")
+            return None
+        open_source(source, select=True)
+        return source
+    if src not in SESSION_TITLES:
+        st.warning(f"This link's `src={src}` is not a session this app can rebuild (moons, images or "
+                   "lesson:NAME); showing what is open.", icon=":material/link_off:")
+        return None
+    link.apply(links.source_params(src, link.query))
+    try:
+        settings = controls.moons_config(controls.moons_values()) if src == "moons" else \
+            controls.image_config(controls.image_values())
+    except TavaalError as e:
+        st.error(f"This link's settings cannot be used: {e}", icon=":material/link_off:")
+        return None
+    session = restore(src, SESSION_TITLES[src], settings, link.get(links.STEPPED) or 1)
+    if session is None:
+        return None
+    open_source(session.source, select=True)
+    return session.source
+
+
+def source_query(source: Source) -> dict[str, str]:
+    """URL parameters that rebuild ``source`` on a view page: ``src``, and for a live session the settings
+    it was started from and how many stages it stepped."""
+    from . import links
+
+    query = {"src": source.key}
+    session = current(source.key)
+    if session is not None and session.source is source:
+        params = links.source_params(source.key, {"dataset": session.config.dataset})
+        query.update(links.query_of(params, session.values))
+        query["stepped"] = str(session.stage)
+    return query
+
+
+def view_source(key: str = "view_source", link=None) -> Source | None:
+    """The session (or opened run) a view page draws; when there is none, offer a two-moons demo. A link
+    naming its source (``src``) opens that one first."""
+    linked_source(link)
     source = controls.source_picker(key)
     if source is not None:
         return source
@@ -147,3 +224,38 @@ def view_source(key: str = "view_source") -> Source | None:
             st.rerun()
     return None
 
+
+
+# -- view pages: the link in, the link out -------------------------------------------------------------------
+def open_view(page: str, title: str, explain_key: str | None = None, stage_key: str = "view_stage"):
+    """The top of a view page: title row with Copy link, the link's source and settings applied.
+    Returns (link, source); stops the page (with its link published) when there is nothing to show."""
+    from . import links, views, why
+
+    link = links.PageLink(page, title)
+    if explain_key:
+        views.explain(explain_key)
+    source = view_source(link=link)
+    if source is None:
+        link.publish({})
+        st.stop()
+    link.apply(links.VIEW_PARAMS.get(page, ()))
+    stage = link.get(links.STAGE)
+    if stage is not None:
+        controls.pin_stage(source, stage_key, stage)
+    why.from_param(source, link.text("why"))
+    return link, source
+
+
+def close_view(link, source: Source, page: str, stage: int | None = None) -> None:
+    """Publish the view page's state: its source, its own parameters, the stage and the explained sample."""
+    from . import links, why
+
+    query = source_query(source)
+    query.update(links.values_of(links.VIEW_PARAMS.get(page, ())))
+    if stage is not None:
+        query["stage"] = str(stage)
+    picked = why.as_param(source)
+    if picked:
+        query["why"] = picked
+    link.publish(query)

@@ -40,10 +40,13 @@ def start_background_warmups():
     return embedding.start_umap_warmup(delay_s=float(os.environ.get("TAVAAL_WARMUP_DELAY", "0")))
 
 
-def inject_style() -> None:
-    """A few CSS touches (assets/style.css): tighter top padding, tabular numbers in metrics."""
+def inject_style(presenting: bool = False) -> None:
+    """A few CSS touches (assets/style.css): tighter top padding, tabular numbers in metrics; in presenter
+    mode larger text (assets/presenter.css)."""
     from pathlib import Path
 
-    css = Path(__file__).resolve().parent.parent / "assets" / "style.css"
-    if css.is_file():
-        st.html(f"<style>{css.read_text()}</style>")
+    assets = Path(__file__).resolve().parent.parent / "assets"
+    css = "".join((assets / name).read_text() for name in ("style.css", "presenter.css" if presenting else "")
+                  if name and (assets / name).is_file())
+    if css:
+        st.html(f"<style>{css}</style>")

@@ -80,6 +80,7 @@ class LiveSession:
     failures: list[StepFailure] = field(default_factory=list)
     last_step_seconds: float = 0.0
     signature: str = ""  # the settings it was started from (controls.Settings.signature)
+    values: dict = field(default_factory=dict)  # their widget values (a link reopens them)
 
     @classmethod
     def create(cls, key: str, title: str, config: ExperimentConfig, methods: list[str],
@@ -92,10 +93,11 @@ class LiveSession:
             raise ConfigError("methods", "choose at least one method")
         ds = dataset_for(config)
         config = fit_stages(config, pool_size(config, ds))
-        learners = {m: ActiveLearner(config.with_(method=m), dataset=ds).start() for m in methods}
+        shared: dict = {}  # task models trained on the same labels are trained once (engine: ``shared``)
+        learners = {m: ActiveLearner(config.with_(method=m), dataset=ds, shared=shared).start() for m in methods}
         first = learners[methods[0]]
         meta = DatasetMeta.from_dataset(first.dataset)
-        source = Source(key, title, meta, {m: lrn.records for m, lrn in learners.items()}, learners)
+        source = Source(key, title, meta, {m: lrn.records for m, lrn in learners.items()}, learners, config=config)
         session = cls(key, title, config, list(methods), learners, source)
         if with_oracle:
             session.ensure_oracle()

@@ -82,6 +82,7 @@ class Source:
     records: dict[str, list[StageRecord]]
     learners: dict[str, ActiveLearner] = field(default_factory=dict)  # live sessions only: what-if
     oracle: tuple | None = None  # (grid_x, grid_y, prob) of the model trained on every label (2-d data)
+    config: ExperimentConfig | None = None  # what produced the records (``method`` ignored): what-if rebuilds
     uid: str = field(default_factory=lambda: uuid.uuid4().hex)  # caches key on it: a reset session is new
 
     @classmethod
@@ -92,7 +93,7 @@ class Source:
             if config is None:
                 raise ValueError("give the run's config or its DatasetMeta")
             meta = meta_for_config(config)
-        return cls(key, title, meta, records)
+        return cls(key, title, meta, records, config=config)
 
     @property
     def methods(self) -> list[str]:

@@ -16,31 +16,60 @@ from .source import Source
 from .text import EXPLAIN
 
 CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+PAGE_KEY = "_page_name"  # the page being drawn (for PNG file names), set by links.PageLink
 
 
 def explain(name: str) -> None:
     st.caption(EXPLAIN[name])
 
 
-def chart(fig, key: str | None = None, **kw):
-    return st.plotly_chart(fig, key=key, config=CHART_CONFIG, **kw)
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in str(text).lower()).strip("-")
+
+
+def export_name(what: str | None = None, methods=None, stage: int | None = None) -> str:
+    """The PNG export's file name: page, what the chart shows, method(s) and stage, e.g.
+    ``tavaal-two-moons-panels-random-coreset-vaal-tavaal-stage-2``."""
+    parts = ["tavaal", st.session_state.get(PAGE_KEY) or "chart"]
+    if what:
+        parts.append(what)
+    if methods:
+        parts += [methods] if isinstance(methods, str) else list(methods)
+    if stage is not None:
+        parts.append(f"stage-{int(stage)}")
+    return "-".join(_slug(p) for p in parts if p)
+
+
+def chart(fig, key: str | None = None, what: str | None = None, methods=None, stage: int | None = None,
+          where=None, **kw):
+    """A plotly chart with the app's toolbar: its PNG export is named after the page, ``what``, the
+    method(s) and the stage; in presenter mode fonts, markers and lines are larger."""
+    from . import links
+
+    config = dict(CHART_CONFIG, toImageButtonOptions=dict(CHART_CONFIG["toImageButtonOptions"],
+                                                          filename=export_name(what or key, methods, stage)))
+    if links.presenting():
+        fig = figures.for_presentation(fig)
+    return (where or st).plotly_chart(fig, key=key, config=config, **kw)
 
 
 # -- two moons ---------------------------------------------------------------------------------------------
 def moons_panels(source: Source, stage: int | None, methods: list[str] | None = None, cols: int | None = None,
-                 key: str = "moons_panels", session=None) -> None:
+                 key: str = "moons_panels", session=None, clickable: bool = True) -> None:
     """Small multiples at ``stage`` (None: the initial labels, before any step). With a live ``session``
-    whose oracle is not trained yet, the data is drawn first and redrawn with the oracle's line."""
+    whose oracle is not trained yet, the data is drawn first and redrawn with the oracle's line. A click
+    on a point (after a step) opens its explanation (``why.panel``)."""
     slot = st.empty()
-    _moons_panels(slot, source, stage, methods, cols, key)
     if session is not None and source.oracle is None:
+        _moons_panels(slot, source, stage, methods, cols, key + "_pending", clickable=False)
         with st.spinner("Training the oracle (the same model on every label) for the dashed line…"):
             session.ensure_oracle()
-        if source.oracle is not None:
-            _moons_panels(slot, source, stage, methods, cols, key + "_oracle")
+    _moons_panels(slot, source, stage, methods, cols, key, clickable=clickable and stage is not None)
 
 
-def _moons_panels(slot, source, stage, methods, cols, key) -> None:
+def _moons_panels(slot, source, stage, methods, cols, key, clickable: bool) -> None:
+    from . import why
+
     meta = source.meta
     methods = methods or list(source.records)
     n = len(meta.labels)
@@ -51,8 +80,9 @@ def _moons_panels(slot, source, stage, methods, cols, key) -> None:
         recs = source.at(stage, methods)
         panels = [figures.moons_panel(r, n_points=n) for r in recs.values()]
     fig = figures.moons_small_multiples(meta.points, meta.labels, panels, source.oracle, meta.class_names, cols=cols,
-                                        panel_height=300 if len(panels) > 2 else 380)
-    slot.plotly_chart(fig, key=key, config=CHART_CONFIG)
+                                        panel_height=300 if len(panels) > 2 else 380, clickable=clickable)
+    kw = dict(on_select=why.on_click(key, source, why.curve_methods(fig)), selection_mode="points") if clickable else {}
+    chart(fig, key=key, what="panels", methods=[p.method for p in panels], stage=stage, where=slot, **kw)
 
 
 def pick_your_own(source: Source, stage: int, key: str = "pick") -> None:
@@ -75,7 +105,8 @@ def pick_your_own(source: Source, stage: int, key: str = "pick") -> None:
     fig = figures.moons_pick_chart(meta.points, meta.labels, panel, source.oracle, meta.class_names,
                                    user_picks=unlabeled, height=440)
     with c1:
-        chart(fig, key=selection_key, on_select="rerun", selection_mode=("box", "lasso"))
+        chart(fig, key=selection_key, what="your-batch", methods=ref, stage=stage, on_select="rerun",
+              selection_mode=("box", "lasso"))
     with c2:
         if not len(unlabeled):
             st.info("Drag a box over some unlabeled points to pick them (or choose the lasso in the chart's toolbar).")
@@ -189,9 +220,12 @@ def segmentation_gallery(meta, record, limit: int = 8) -> None:
             cols[3 * j + 2].image(_mask_tile(meta, predicted[pos]), caption="predicted", width=72)
 
 
-def gallery(source: Source, stage: int, methods: list[str] | None = None, limit: int = 20) -> None:
-    """The images each method picked at ``stage``, in pick order, with their true label and score
-    (segmentation: each pick beside its true and its predicted mask)."""
+def gallery(source: Source, stage: int, methods: list[str] | None = None, limit: int = 20,
+            clickable: bool = True) -> None:
+    """The images each method picked at ``stage``, in pick order, with their true label and score; a click
+    on a tile opens its explanation (segmentation: each pick beside its true and its predicted mask)."""
+    from . import why
+
     meta = source.meta
     if meta.images is None:
         st.info("This dataset has no images to show.")
@@ -210,9 +244,11 @@ def gallery(source: Source, stage: int, methods: list[str] | None = None, limit:
                            "the masks are the stage's model's predictions (before the pick is labeled).")
             continue
         shown = r.selected[:limit]
-        images = [_tile(meta.images[i]) for i in shown]
-        captions = [f"{meta.class_names[int(meta.labels[i])]} · {s:.3g}" for i, s in zip(shown, scores[:limit])]
-        image_grid(images, captions)
+        fig = figures.image_gallery(meta.images, shown, meta.labels, meta.class_names, scores[:limit], method=m)
+        key = f"gallery_{m}"
+        kw = dict(on_select=why.on_click(key, source, why.curve_methods(fig)), selection_mode="points") \
+            if clickable else {}
+        chart(fig, key=key if clickable else None, what="gallery", methods=m, stage=stage, **kw)
         if len(r.selected) > limit:
             st.caption(f"First {limit} of {len(r.selected)} picks shown.")
 
@@ -253,7 +289,7 @@ def timings(source: Source, stage: int) -> None:
     if recs:
         with st.expander("Where the time went"):
             chart(figures.timings_bars(recs, title=f"Seconds per phase at stage {stage}",
-                                       height=120 + 40 * len(recs)), key="timings")
+                                       height=120 + 40 * len(recs)), key="timings", what="timings", stage=stage)
 
 
 def accuracy_table(source: Source, stage: int) -> None:
@@ -314,7 +350,10 @@ def _placed(source: Source, method: str, stage: int, space: str, projection: str
     return fmap.place(stage, _features(recs[stage], space, alpha))
 
 
-def feature_maps(source: Source, stage: int, method: str, projection: str, alpha: float) -> None:
+def feature_maps(source: Source, stage: int, method: str, projection: str, alpha: float,
+                 clickable: bool = True) -> None:
+    from . import why
+
     meta = source.meta
     record = source.records[method][stage]
     if not record.analysis_features.size:
@@ -326,14 +365,22 @@ def feature_maps(source: Source, stage: int, method: str, projection: str, alpha
     left, right = st.columns(2)
     with left:
         xy = _placed(source, method, stage, "task", projection, alpha)
-        chart(figures.feature_map(xy, idx, meta.labels, meta.class_names, record.labeled, record.selected, scores,
-                                  title=f"Task features · {label}", axis_title=label), key=f"fmap_task")
+        fig = figures.feature_map(xy, idx, meta.labels, meta.class_names, record.labeled, record.selected, scores,
+                                  title=f"Task features · {label}", axis_title=label, method=method,
+                                  clickable=clickable)
+        kw = dict(on_select=why.on_click("fmap_task", source, why.curve_methods(fig)), selection_mode="points") \
+            if clickable else {}
+        chart(fig, key="fmap_task", what=f"task-features-{projection}", methods=method, stage=stage, **kw)
     with right:
         if record.analysis_vae_mu.size:
             xy = _placed(source, method, stage, "vae", projection, alpha)
-            chart(figures.feature_map(xy, idx, meta.labels, meta.class_names, record.labeled, record.selected, scores,
-                                      title=f"Task + {alpha:g} × VAE features · {label}", axis_title=label),
-                  key=f"fmap_vae")
+            fig = figures.feature_map(xy, idx, meta.labels, meta.class_names, record.labeled, record.selected,
+                                      scores, title=f"Task + {alpha:g} × VAE features · {label}", axis_title=label,
+                                      method=method, clickable=clickable)
+            kw = dict(on_select=why.on_click("fmap_vae", source, why.curve_methods(fig)),
+                      selection_mode="points") if clickable else {}
+            chart(fig, key="fmap_vae", what=f"vae-features-alpha-{alpha:g}-{projection}", methods=method,
+                  stage=stage, **kw)
         else:
             st.info(f"{method_label(method)} trains no VAE, so there are no VAE features to add. Choose VAAL, "
                     "TA-VAAL or a '+ VAE' method for the VAE-augmented map.")
@@ -349,7 +396,8 @@ def discriminator(source: Source, stage: int, methods: list[str]) -> None:
         st.info("No method in this selection trains a discriminator. Step VAAL or TA-VAAL (on Two moons or the "
                 "Stage explorer) to see this view.")
         return
-    chart(figures.discriminator_histograms(recs, title=f"Discriminator output at stage {stage}"), key="disc_hist")
+    chart(figures.discriminator_histograms(recs, title=f"Discriminator output at stage {stage}"), key="disc_hist",
+          what="histograms", methods=list(recs), stage=stage)
     rows = []
     for m, r in recs.items():
         rows.append({"Method": method_label(m), "Cut-off": analysis.selection_cutoff(r),
@@ -368,7 +416,8 @@ def loss_views(source: Source, stage: int, methods: list[str]) -> None:
     explain("loss")
     with_d = {m: r for m, r in recs.items() if figures.has_likelihood(r)}
     if with_d:
-        chart(figures.loss_vs_likelihood(with_d, meta.labels, meta.class_names), key="loss_lik")
+        chart(figures.loss_vs_likelihood(with_d, meta.labels, meta.class_names), key="loss_lik",
+              what="loss-vs-likelihood", methods=list(with_d), stage=stage)
         st.caption("Losses below 10⁻⁶ (confidently right) are drawn at 10⁻⁶. Crosses: this stage's picks.")
     else:
         st.info("No method in this selection has a discriminator (VAAL, TA-VAAL, VAAL + learning loss).")
@@ -376,7 +425,8 @@ def loss_views(source: Source, stage: int, methods: list[str]) -> None:
     explain("ranker")
     with_head = {m: r for m, r in recs.items() if figures.has_predicted_loss(r)}
     if with_head:
-        chart(figures.predicted_vs_real_loss(with_head, meta.labels, meta.class_names), key="loss_pred")
+        chart(figures.predicted_vs_real_loss(with_head, meta.labels, meta.class_names), key="loss_pred",
+              what="predicted-vs-real-loss", methods=list(with_head), stage=stage)
     else:
         st.info("No method in this selection has a loss head or Ranker (Learning loss, Learning loss v2, TA-VAAL).")
 
@@ -385,13 +435,15 @@ def loss_views(source: Source, stage: int, methods: list[str]) -> None:
 def class_balance(source: Source, stage: int, methods: list[str]) -> None:
     meta = source.meta
     records = {m: source.records[m] for m in methods if source.records.get(m)}
-    chart(figures.class_entropy_bars(records, title="Class entropy of the labeled set, per stage"), key="entropy")
+    chart(figures.class_entropy_bars(records, title="Class entropy of the labeled set, per stage"), key="entropy",
+          what="class-entropy", methods=list(records))
     recs = source.at(stage, methods)
     counts = {m: analysis.labeled_counts_after(r, meta.num_classes, meta.pixel_counts) for m, r in recs.items()}
     unit = "pixels" if meta.segmentation else "samples"
     what = "Labeled pixels per class" if meta.segmentation else "Labeled set"
     chart(figures.class_counts_bars(counts, meta.pool_class_counts, meta.class_names, unit=unit,
-                                    title=f"{what} after stage {stage}'s picks vs the pool"), key="counts")
+                                    title=f"{what} after stage {stage}'s picks vs the pool"), key="counts",
+          what="class-counts", methods=list(recs), stage=stage)
 
 
 def improvement_choice(curves, key: str = "curve_gain") -> bool:
@@ -416,7 +468,8 @@ def learning_curves(source: Source, methods: list[str]) -> None:
     records = {m: source.records[m] for m in methods if source.records.get(m)}
     curves = figures.curves_from_records(records)
     relative = improvement_choice(curves)
-    chart(figures.learning_curves(curves, relative=relative), key="curves")
+    chart(figures.learning_curves(curves, relative=relative), key="curves", what="learning-curves",
+          methods=list(records))
     if source.stages < 2:
         st.caption("One stage so far: step more to draw lines.")
     with st.expander("Numbers"):
@@ -457,12 +510,12 @@ def what_if(source: Source, base: str, methods: list[str], key: str = "what_if")
         n = len(meta.labels)
         panels = [figures.moons_panel(r, n_points=n) for r in result.values()]
         chart(figures.moons_small_multiples(meta.points, meta.labels, panels, source.oracle, meta.class_names),
-              key=f"{key}_panels")
+              key=f"{key}_panels", what="what-if-panels", methods=list(result), stage=learner.stage)
     else:
         tmp = Source(source.key, source.title, meta, {m: [r] for m, r in result.items()})
-        gallery(tmp, 0, limit=12)
+        gallery(tmp, 0, limit=12, clickable=False)
     chart(figures.overlap_heatmap(analysis.pairwise_overlap(picks), title="Shared picks between methods"),
-          key=f"{key}_overlap")
+          key=f"{key}_overlap", what="what-if-overlap", methods=list(result), stage=learner.stage)
 
 
 def _what_if_progress(progress, methods):

@@ -1,13 +1,7 @@
 """Learning curves: accuracy against labels spent, for the methods of a session."""
-import streamlit as st
-
 from explorer_ui import controls, play, views
 
-st.title("Learning curves")
-views.explain("curves")
-
-source = play.view_source()
-if source is None:
-    st.stop()
+link, source = play.open_view("learning-curves", "Learning curves", "curves")
 methods = controls.methods_picker(source, "curve_methods")
 views.learning_curves(source, methods)
+play.close_view(link, source, "learning-curves")

@@ -34,6 +34,16 @@ def _failed_starts() -> dict:
     return {}
 
 
+@st.cache_data(max_entries=64, show_spinner="Checking the run's records…")
+def _damaged_records(path: str, signature: tuple) -> list[tuple[str, str]]:
+    """(file, what is wrong) for each damaged or missing record of the run; recomputed only when a record
+    file changes (``signature``). Reads every record once (checksums)."""
+    try:
+        return [(str(p.path.relative_to(path)), p.reason) for p in store.check_records(path)]
+    except TavaalError as e:  # the spec itself is unreadable: the run is listed as broken
+        return [("config.json", str(e))]
+
+
 def _reap() -> None:
     for name, proc in list(_processes().items()):
         code = proc.poll()
@@ -166,8 +176,9 @@ def run_list() -> None:
     for r in current:
         if r.state == "running":
             where = r.current
-            what = (f"trial {where.get('trial')} · {where.get('method')} · stage {where.get('stage')}: "
-                    f"{where.get('phase') or 'starting'} {where.get('message', '')}") if where else "starting"
+            what = (f"{'repairing: ' if where.get('repair') else ''}trial {where.get('trial')} · {where.get('method')} "
+                    f"· stage {where.get('stage')}: {where.get('phase') or 'starting'} {where.get('message', '')}") \
+                if where else "starting"
             eta = "" if not r.eta_seconds else f" · about {r.eta_seconds:.0f} s left" if r.eta_seconds < 90 \
                 else f" · about {r.eta_seconds / 60:.0f} min left"
             st.progress(r.progress, text=f"**{r.name}**: {r.done}/{r.total} stages{eta} · {what}")
@@ -199,14 +210,27 @@ else:
                 f"{run.trials} trial(s) × {run.stages} stages · methods: {', '.join(run.methods)}")
     if run.state == "failed" and run.error:
         st.error(f"The run failed: {run.error}")
+    damaged = [] if run.state == "running" else _damaged_records(str(run.path), store.records_signature(run.path))
+    table_damaged = run.state != "running" and run.done > 0 and store.read_metrics_table(run.path) is None
+    if damaged or table_damaged:
+        listed = "".join(f"\n- `{name}`: {reason}" for name, reason in damaged[:8])
+        more = f"\n- … and {len(damaged) - 8} more" if len(damaged) > 8 else ""
+        table = ("\n- `metrics.parquet` is missing or damaged: the curves below are rebuilt from the records"
+                 if table_damaged else "")
+        st.warning(f"**{len(damaged)} damaged record(s)** in this run.{listed}{more}{table}\n\nRepair recomputes "
+                   "them (stages are deterministic, so the run becomes what it was) in a background process, "
+                   "with progress above.", icon=":material/build:")
     actions = st.columns(4)
     if run.state == "running":
         if actions[0].button("Stop", icon=":material/stop:", help="Ends the run's process; it can be resumed later."):
             st.toast("Stopping…" if stop(run.path) else "The run's process is not running.")
             time.sleep(1.0)
             st.rerun()
-    elif run.state in ("interrupted", "failed", "created") and run.done < run.total:
-        if actions[0].button("Resume", icon=":material/play_arrow:", help="Continues at the last finished stage."):
+    elif run.done < run.total or damaged or table_damaged:
+        label, help_text = ("Repair", "Recomputes the damaged records, and continues any unfinished stage.") \
+            if damaged or table_damaged else ("Resume", "Continues at the last finished stage.")
+        if actions[0].button(label, icon=":material/build:" if label == "Repair" else ":material/play_arrow:",
+                             help=help_text, key="runs_resume"):
             _processes()[run.name] = launch(run_command(resume=run.path, threads=1), log_path(RUNS_DIR, run.name))
             time.sleep(1.0)
             st.rerun()
@@ -252,6 +276,11 @@ else:
                            "Class balance and Learning curves pages now show it.")
             except TavaalError as e:
                 st.error(str(e))
+
+    with st.expander("Audit this run against the papers' claims", icon=":material/fact_check:"):
+        from explorer_ui.claims_view import audit_run_panel
+
+        audit_run_panel(run.path, run.methods)
 
     with st.expander("Export", icon=":material/download:"):
         if st.button("Write metrics (CSV), selections and scores (JSON)", key="runs_export"):

@@ -4,14 +4,10 @@ import streamlit as st
 from explorer_ui import controls, play, views
 from tavaal_core import available_methods
 
-st.title("What-if")
-views.explain("what_if")
-
-source = play.view_source()
-if source is None:
-    st.stop()
+link, source = play.open_view("what-if", "What-if", "what_if")
 if not source.live:
     st.info("What-if needs a live session: open Two moons or the Stage explorer.")
+    play.close_view(link, source, "what-if")
     st.stop()
 c1, c2 = st.columns([1, 2])
 with c1:
@@ -19,4 +15,5 @@ with c1:
 with c2:
     methods = controls.methods_picker(source, "whatif_methods", candidates=available_methods(),
                                       label="Methods to compare", default=source.methods)
+play.close_view(link, source, "what-if")
 views.what_if(source, base, methods)

@@ -10,14 +10,18 @@ Commands::
     export RUN_DIR [--to DIR]
     summary RUN_DIR
     presets [NAME] [--brief]
+    claims [--claim NAME] [--seeds N] [--set field=value ...] [--sweep field=v1,v2 ...] [--run RUN_DIR]
+        [--to DIR] [--sequential] [--threads N] [--quiet]
 
-Exit codes: 0 done; 2 bad input (one line on stderr naming the field and the allowed values, no
-traceback); 1 the run failed (one line; the status file keeps the message); 130 interrupted (Ctrl-C or
-SIGTERM; the run folder can be resumed).
+Exit codes: 0 done; 2 a user error, refused before anything runs (one line on stderr naming the field
+or the file, no traceback: a bad value, an absent dataset, a damaged or busy run folder, an output
+folder that is a file); 1 the run failed while running (one line; the status file keeps the message);
+130 interrupted (Ctrl-C or SIGTERM; the run folder can be resumed).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -55,19 +59,35 @@ def _positive_int():
     return _int_at_least(1)
 
 
+def _threads(text):
+    # more intra-op threads than cores only slows torch down, and a huge count crashes it (segfault)
+    cores = os.cpu_count() or 1
+    value = _int_at_least(1)(text)
+    if value > cores:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {cores} (this machine's CPU cores), got {value}")
+    return value
+
+
+def _folder(text):
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give a folder (the path is empty)")
+    return text
+
+
 def _non_negative_int():
     return _int_at_least(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="TA-VAAL Explorer: run, resume, list and export experiments.")
-    sub = parser.add_subparsers(dest="command", metavar="{run,list,export,summary,presets}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{run,list,export,summary,presets,claims}", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run an experiment (a preset or a config file), or resume one")
     source = run.add_mutually_exclusive_group()
     source.add_argument("--preset", help="a preset name (see `presets`)")
     source.add_argument("--config", help="an experiment file (.json, .yaml)")
-    source.add_argument("--resume", metavar="RUN_DIR", help="continue a run folder where it stopped")
+    source.add_argument("--resume", metavar="RUN_DIR", type=_folder,
+                        help="continue a run folder where it stopped (recomputing damaged records)")
     run.add_argument("--methods", help="comma-separated methods (default: the preset's)")
     run.add_argument("--trials", type=_positive_int(), help="number of trials (seeds seed, seed+1, ...)")
     run.add_argument("--stages", type=_positive_int(), help="active-learning stages per trial")
@@ -78,26 +98,38 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pretrained", choices=("imagenet", "none"),
                      help="ResNet-18 ImageNet weights, or 'none' to accept a random initialisation")
     run.add_argument("--device", help="auto, cpu or cuda (with --resume: continue on another device)")
-    run.add_argument("--output", default="runs", help="folder holding the run folders (default: runs/)")
+    run.add_argument("--output", type=_folder, help="folder holding the run folders (default: runs/)")
     run.add_argument("--name", help="run folder name (default: <preset>-<date>-<time>)")
-    run.add_argument("--threads", type=_positive_int(), help="torch CPU threads (default: 1 for the MLP and small CNN on a CPU, else torch's choice)")
+    run.add_argument("--threads", type=_threads, help="torch CPU threads (default: 1 for the MLP and small CNN on a CPU, else torch's choice)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--yes", action="store_true",
                      help=f"start even when the estimate is above {CONFIRM_ABOVE_S // 3600} hour(s)")
 
     lst = sub.add_parser("list", help="list the runs in a folder")
-    lst.add_argument("--output", default="runs", help="folder holding the run folders (default: runs/)")
+    lst.add_argument("--output", type=_folder, default="runs", help="folder holding the run folders (default: runs/)")
 
     exp = sub.add_parser("export", help="write a run's metrics (CSV), selections and scores (JSON)")
-    exp.add_argument("run_dir", metavar="RUN_DIR")
-    exp.add_argument("--to", help="destination folder (default: RUN_DIR/export)")
+    exp.add_argument("run_dir", metavar="RUN_DIR", type=_folder)
+    exp.add_argument("--to", type=_folder, help="destination folder (default: RUN_DIR/export)")
 
     summ = sub.add_parser("summary", help="print a run's learning curves and p-values")
-    summ.add_argument("run_dir", metavar="RUN_DIR")
+    summ.add_argument("run_dir", metavar="RUN_DIR", type=_folder)
 
     pre = sub.add_parser("presets", help="the presets: their values and the source of each")
     pre.add_argument("name", nargs="?", help="one preset (default: all)")
     pre.add_argument("--brief", action="store_true", help="one line per preset")
+
+    cl = sub.add_parser("claims", help="measure the papers' claims over seeds: verdict, CI, seeds where they hold")
+    cl.add_argument("--claim", help="one claim (default: every claim); see tavaal_core.audit.CLAIMS")
+    cl.add_argument("--seeds", type=_int_at_least(2), help="seeds per setting (default: the setting's, 10 for two moons)")
+    cl.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="change a config field of the setting")
+    cl.add_argument("--sweep", action="append", default=[], metavar="FIELD=V1,V2",
+                    help="also measure the claim with each value of FIELD (one table of claim x setting)")
+    cl.add_argument("--run", metavar="RUN_DIR", help="measure a saved run instead of running the claim's setting")
+    cl.add_argument("--to", help="folder for claims-<name>.csv / .json (default: the audits folder)")
+    cl.add_argument("--sequential", action="store_true", help="run seeds one at a time (no batched training)")
+    cl.add_argument("--threads", type=_positive_int(), help="torch CPU threads (default 1: the models are small)")
+    cl.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -204,18 +236,43 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _check_output(folder) -> None:
+    """The folder of runs must be a folder we can write in, or one we can make: refused before anything runs."""
+    from pathlib import Path
+
+    path = Path(folder).absolute()
+    if path.exists():
+        if not path.is_dir():
+            raise UsageError(f"--output: {folder} is a file, not a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise UsageError(f"--output: cannot write in {folder}")
+        return
+    parent = next(p for p in path.parents if p.exists())
+    if not parent.is_dir():
+        raise UsageError(f"--output: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--output: cannot create {folder} (no write access to {parent})")
+
+
+def _os_error(e: OSError, what: str) -> UsageError:
+    where = f" {e.filename}" if getattr(e, "filename", None) else ""
+    return UsageError(f"{what}: cannot write{where} ({e.strerror or e})")
+
+
 def cmd_run(args) -> int:
+    from . import store
     from .experiment import Experiment
 
-    if args.threads is not None:
+    if args.threads is not None:  # bounded by the cores (see _threads), set before the estimate's probe
         import torch
 
         torch.set_num_threads(args.threads)
     if args.resume is not None:
         given = [f"--{k.replace('_', '-')}" for k in ("methods", "trials", "stages", "seed", "name", "pretrained",
-                                                      "epochs", "epochs_increment") if getattr(args, k) is not None]
+                                                      "epochs", "epochs_increment", "output")
+                 if getattr(args, k) is not None]
         if given:
-            raise UsageError(f"--resume continues the run's own config; drop {', '.join(given)} "
+            raise UsageError(f"--resume continues the run's own config in its own folder; drop {', '.join(given)} "
                              "(--device may change: a GPU run resumes on the CPU with --device cpu)")
         experiment = Experiment.open(args.resume, device=args.device)
         from .training import resolve_device
@@ -223,9 +280,14 @@ def cmd_run(args) -> int:
         resolve_device(experiment.spec.config.device)  # 'cuda' on a machine without one: say so now
         experiment.check_not_running()
     else:
+        output = args.output if args.output is not None else "runs"
+        _check_output(output)
         spec = _build_spec(args)
-        experiment = Experiment.create(spec, args.output, args.name,
-                                       before_folder=lambda e: _estimate_or_refuse(e.spec, args.yes, args.quiet))
+        try:
+            experiment = Experiment.create(spec, output, args.name,
+                                           before_folder=lambda e: _estimate_or_refuse(e.spec, args.yes, args.quiet))
+        except OSError as e:  # a folder that cannot be made: nothing ran
+            raise _os_error(e, "--output") from None
     if args.threads is None:
         from .training import resolve_device, small_model_cpu_threads
 
@@ -235,23 +297,40 @@ def cmd_run(args) -> int:
             import torch
 
             torch.set_num_threads(threads)
-    print(f"run folder: {experiment.run_dir}", file=sys.stderr, flush=True)
     # SIGTERM (e.g. the app's Stop button) ends the run like Ctrl-C: status 'interrupted', resumable.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     bars = _Bars(not args.quiet)
+
+    started = []
+
+    def report(event):
+        if event.kind == "start":  # said once the run holds its lock (a refusal before stays one line)
+            started.append(True)
+            print(f"run folder: {experiment.run_dir}", file=sys.stderr, flush=True)
+        if event.kind == "repair":  # always said, even with --quiet: the user should know what changed
+            print(f"recomputing {event.message}", file=sys.stderr, flush=True)
+        bars(event)
+
     try:
-        experiment.run(bars)
+        experiment.run(report)
+    except TavaalError as e:
+        bars.close()
+        if not started:  # refused before anything ran (busy, or a record folder leaving the run): exit 2
+            print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+            return EXIT_USAGE
+        # a user-fixable failure during the run (also recorded in status.json)
+        print(f"{PROG}: error: {_one_line(e)} (run folder: {experiment.run_dir})", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         bars.close()
         print(f"{PROG}: interrupted; resume with: {PROG} run --resume {experiment.run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except TavaalError as e:  # a user-fixable failure during the run (also recorded in status.json)
-        bars.close()
-        print(f"{PROG}: error: {_one_line(e)} (run folder: {experiment.run_dir})", file=sys.stderr)
-        return EXIT_FAILED
     finally:
         bars.close()
         signal.signal(signal.SIGTERM, previous)
+    repaired = store.read_status(experiment.run_dir).get("repaired") or []
+    if repaired:
+        print(f"recomputed {len(repaired)} damaged record(s); the run is whole again", file=sys.stderr)
     _print_summary(experiment.run_dir)
     print(experiment.run_dir)
     return 0
@@ -282,8 +361,12 @@ def _print_summary(run_dir):
 
 
 def cmd_list(args) -> int:
+    from pathlib import Path
+
     from . import store
 
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise UsageError(f"--output: {args.output} is a file, not a folder")
     runs = store.list_runs(args.output)
     if not runs:
         print(f"no runs in {args.output}")
@@ -304,7 +387,10 @@ def cmd_list(args) -> int:
 def cmd_export(args) -> int:
     from . import store
 
-    files = store.export_run(args.run_dir, args.to)
+    try:
+        files = store.export_run(args.run_dir, args.to)
+    except OSError as e:
+        raise _os_error(e, "--to") from None
     for f in files:
         print(f)
     return 0
@@ -315,6 +401,7 @@ def cmd_summary(args) -> int:
 
     from . import statistics, store
 
+    store.validated_spec(store.require_run_dir(args.run_dir))  # a crafted config.json is refused here too
     metrics = store.load_metrics(args.run_dir)
     if metrics.empty:
         print("no finished stages yet")
@@ -351,7 +438,108 @@ def cmd_presets(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "export": cmd_export, "summary": cmd_summary, "presets": cmd_presets}
+def _sweep_values(text: str) -> tuple[str, list]:
+    from .audit import parse_assignment
+
+    name, _ = parse_assignment(text.split(",", 1)[0])
+    raw = text.split("=", 1)[1]
+    values = [parse_assignment(f"{name}={v}")[1] for v in raw.split(",") if v.strip()]
+    if not values:
+        raise UsageError(f"--sweep {text!r}: give values, e.g. --sweep {name}=a,b")
+    return name, values
+
+
+def cmd_claims(args) -> int:
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from . import audit
+
+    names = [audit.get_claim(args.claim).name] if args.claim else list(audit.CLAIMS)
+    overrides = dict(audit.parse_assignment(s) for s in args.set)
+    sweeps = dict(_sweep_values(s) for s in args.sweep)
+    if args.run is not None and (overrides or sweeps or args.seeds):
+        raise UsageError("--run measures a saved run as it is; drop --set, --sweep and --seeds")
+    if args.run is not None:
+        from . import store
+
+        store.require_run_dir(args.run)
+    else:
+        for name in names:  # refuse a bad --set before anything runs
+            audit.setting_spec(audit.CLAIMS[name].setting, args.seeds, overrides)
+    import torch
+
+    torch.set_num_threads(args.threads or 1)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    bars = _Bars(not args.quiet)
+    results, sweep_frames = [], []
+    try:
+        for name in names:
+            if args.run is not None:
+                result = audit.evaluate(name, args.run)
+            else:
+                result = audit.audit(name, args.seeds, overrides, progress=bars, fast=not args.sequential)
+                bars.close()
+                if sweeps:
+                    sweep_frames.append(audit.sweep(name, sweeps, args.seeds, base=overrides, progress=bars,
+                                                    fast=not args.sequential))
+                    bars.close()
+            results.append(result)
+            _print_claim(result)
+    except KeyboardInterrupt:
+        bars.close()
+        print(f"{PROG}: interrupted; run the same command again to continue where it stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        bars.close()
+        signal.signal(signal.SIGTERM, previous)
+    to = Path(args.to) if args.to else audit.audits_dir()
+    to.mkdir(parents=True, exist_ok=True)
+    stem = f"claims-{args.claim or 'all'}"
+    from . import store
+
+    table = pd.concat([r.parts_frame() for r in results], ignore_index=True)
+    store.atomic_write(to / f"{stem}.csv", lambda f: table.to_csv(f, index=False))
+    store.atomic_write_json(to / f"{stem}.json", [r.to_json() for r in results])
+    written = [to / f"{stem}.csv", to / f"{stem}.json"]
+    if sweep_frames:
+        sweep = pd.concat(sweep_frames, ignore_index=True)
+        print("\nclaim x setting (verdict, seeds where the ordering held):")
+        with pd.option_context("display.width", 200, "display.max_colwidth", 40):
+            print(audit.sweep_table(sweep).to_string(index=False))
+        store.atomic_write(to / f"{stem}-sweep.csv", lambda f: sweep.to_csv(f, index=False))
+        written.append(to / f"{stem}-sweep.csv")
+    for path in written:
+        print(path)
+    return 0
+
+
+def _fmt(mean, low, high) -> str:
+    if mean != mean:
+        return "-"
+    return f"{mean:.3f}" if low != low else f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _print_claim(result) -> None:
+    claim = result.claim
+    print(f"\n{claim.name} - {claim.title} ({claim.paper})\n  \"{claim.sentence}\"")
+    print(f"  verdict: {result.verdict.upper()}  ({result.seeds} seeds; run folder {result.run_dir})")
+    for p in result.parts:
+        part = p.part
+        if p.missing:
+            print(f"  - {part.text}: not measured ({p.missing})")
+            continue
+        b = part.b if isinstance(part.b, str) else f"{part.b:g}"
+        pv = "" if p.p_value != p.p_value else f", p={p.p_value:.3g}"
+        counted = "stages without a significant difference" if part.kind == "no_difference" else "seeds"
+        total = len(p.stages) if part.kind == "no_difference" else p.seeds
+        print(f"  - {part.text}: {p.verdict} ({p.held}/{total} {counted}{pv})\n"
+              f"      {part.metric}: {part.a} {_fmt(p.mean_a, *p.ci_a)} vs {b} {_fmt(p.mean_b, *p.ci_b)}")
+
+
+COMMANDS = {"claims": cmd_claims, "run": cmd_run, "list": cmd_list, "export": cmd_export, "summary": cmd_summary, "presets": cmd_presets}
 
 
 def _one_line(text: str) -> str:

@@ -136,9 +136,7 @@ class ExperimentConfig:
     deterministic: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "dataset_options", dict(self.dataset_options or {}))
-        if self.class_counts is not None:
-            object.__setattr__(self, "class_counts", tuple(int(c) for c in self.class_counts))
+        _normalise(self)  # types are checked before anything is converted
         validate(self)
 
     # -- derived -------------------------------------------------------------------------------
@@ -192,6 +190,51 @@ class ExperimentConfig:
 
 
 # -- validation -------------------------------------------------------------------------------------
+# Bounds on what the code can hold and what still means what it says. Seeds: trial t runs seed + t, and
+# every seed is stored as a 64-bit integer and fed to libraries that take 32 bits (scikit-learn).
+MAX_SEED = 2**32 - 1
+MAX_SAMPLES = 10_000_000  # sizes of pools, batches and subsets: far above any supported dataset
+MAX_EPOCHS = 10_000  # the papers train 200 epochs; 10^9 would never finish and is surely a typo
+MAX_LR = 10.0  # the papers use 0.1 (SGD) and 1e-3 (Adam); above 10 training only diverges
+MAX_WEIGHT = 1e6  # loss weights, margins, beta, alpha: finite and far from float32's overflow
+
+
+def _is_int(value) -> bool:
+    import numbers
+
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _normalise(cfg) -> None:
+    """Check the types of the fields that are converted (options, class counts, numpy integers), then
+    convert: a string is never split into characters, a dict never read as its keys, 400.9 never cut to 400."""
+    import numbers
+
+    options = cfg.dataset_options
+    if options is None:
+        options = {}
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise ConfigError("dataset_options", f"must be a mapping of option name to value, got {options!r}")
+    object.__setattr__(cfg, "dataset_options", dict(options))
+    counts = cfg.class_counts
+    if counts is not None:
+        if isinstance(counts, dict):
+            raise ConfigError("class_counts", "must be a list with one count per class, in class order "
+                                              f"(e.g. [50, 500]); a mapping is not accepted, got {counts!r}")
+        if isinstance(counts, (str, bytes)) or not isinstance(counts, (list, tuple)):
+            raise ConfigError("class_counts", f"must be a list with one count per class, got {counts!r}")
+        for c in counts:
+            if not _is_int(c):
+                raise ConfigError("class_counts", f"every count must be a whole number, got {c!r}")
+            if not 0 <= c <= MAX_SAMPLES:
+                raise ConfigError("class_counts", f"every count must be from 0 to {MAX_SAMPLES:,}, got {c}")
+        object.__setattr__(cfg, "class_counts", tuple(int(c) for c in counts))
+    for f in dataclasses.fields(cfg):  # numpy integers (e.g. from a UI) become plain ints, nothing else changes
+        value = getattr(cfg, f.name)
+        if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+            object.__setattr__(cfg, f.name, int(value))
+
+
 def _int(cfg, name, low=None, high=None, optional=False, what=""):
     value = getattr(cfg, name)
     if value is None:
@@ -206,7 +249,7 @@ def _int(cfg, name, low=None, high=None, optional=False, what=""):
         raise ConfigError(name, f"must be <= {high}{what}, got {value}")
 
 
-def _float(cfg, name, low=None, high=None, optional=False, low_open=False):
+def _float(cfg, name, low=None, high=None, optional=False, low_open=False, what=""):
     value = getattr(cfg, name)
     if value is None:
         if optional:
@@ -217,7 +260,7 @@ def _float(cfg, name, low=None, high=None, optional=False, low_open=False):
     if low is not None and (value <= low if low_open else value < low):
         raise ConfigError(name, f"must be {'>' if low_open else '>='} {low}, got {value}")
     if high is not None and value > high:
-        raise ConfigError(name, f"must be <= {high}, got {value}")
+        raise ConfigError(name, f"must be <= {high:g}{what}, got {value}")
 
 
 def _choice(cfg, name, allowed, optional=False):
@@ -246,41 +289,46 @@ def validate(cfg: ExperimentConfig, resolved: bool = False) -> None:
     _choice(cfg, "precision", PRECISIONS)
     if not isinstance(cfg.dataset_options, dict):
         raise ConfigError("dataset_options", "must be a mapping of option name to value")
-    _float(cfg, "imbalance_ratio", low=1, optional=True)
-    if cfg.class_counts is not None and any(c < 0 for c in cfg.class_counts):
-        raise ConfigError("class_counts", "every count must be >= 0")
+    _check_model_input(cfg)
+    _float(cfg, "imbalance_ratio", low=1, high=MAX_SAMPLES, optional=True)
     if cfg.imbalance_ratio is not None and cfg.class_counts is not None:
         raise ConfigError("class_counts", "give either imbalance_ratio or class_counts, not both")
-    _int(cfg, "subsample", low=1, optional=True)
-    _int(cfg, "initial_size", low=1, optional=True)
-    _int(cfg, "budget", low=1, optional=True)
+    if cfg.imbalance_ratio is not None and cfg.dataset == "moons":
+        # imbalance_ratio cuts the first half of the classes; two moons' class 0 is already the 500 of
+        # TA-VAAL's 500/50 set, so a ratio of 10 would silently make it 50/50
+        raise ConfigError("imbalance_ratio", "two moons is imbalanced by dataset_options n_per_class (TA-VAAL "
+                                             "Figure 1: [500, 50]); set that, or class_counts, instead")
+    _int(cfg, "subsample", low=1, high=MAX_SAMPLES, optional=True)
+    _int(cfg, "initial_size", low=1, high=MAX_SAMPLES, optional=True)
+    _int(cfg, "budget", low=1, high=MAX_SAMPLES, optional=True)
     _int(cfg, "stages", low=1, high=1000)
-    _int(cfg, "subset_factor", low=0, optional=True, what=" (0 = score the whole pool)")
+    _int(cfg, "subset_factor", low=0, high=MAX_SAMPLES, optional=True, what=" (0 = score the whole pool)")
     _float(cfg, "subset_fraction", low=0, high=1, low_open=True, optional=True)
-    _int(cfg, "seed", low=0)
-    _float(cfg, "lr", low=0, low_open=True, optional=True)
+    _int(cfg, "seed", low=0, high=MAX_SEED, what=" (seeds are 32-bit)")
+    _float(cfg, "lr", low=0, high=MAX_LR, low_open=True, optional=True,
+           what=" (larger steps only diverge; the papers use 0.1 with SGD, 1e-3 with Adam)")
     _float(cfg, "momentum", low=0, high=1, optional=True)
-    _float(cfg, "weight_decay", low=0, optional=True)
-    _int(cfg, "task_epochs", low=1, optional=True)
-    _int(cfg, "task_epochs_increment", low=0)
-    _int(cfg, "batch_size", low=2, optional=True)
+    _float(cfg, "weight_decay", low=0, high=1, optional=True)
+    _int(cfg, "task_epochs", low=1, high=MAX_EPOCHS, optional=True, what=" (the papers train 200 epochs)")
+    _int(cfg, "task_epochs_increment", low=0, high=MAX_EPOCHS)
+    _int(cfg, "batch_size", low=2, high=MAX_SAMPLES, optional=True)
     _float(cfg, "lr_milestone", low=0, high=1, low_open=True)
     _float(cfg, "dropout", low=0, high=0.9, optional=True)
-    _float(cfg, "head_weight", low=0)
-    _float(cfg, "margin", low=0)
+    _float(cfg, "head_weight", low=0, high=MAX_WEIGHT)
+    _float(cfg, "margin", low=0, high=MAX_WEIGHT)
     _float(cfg, "head_stop_fraction", low=0, high=1)
     _int(cfg, "mc_passes", low=2, high=1000)
-    _int(cfg, "vae_epochs", low=1, optional=True)
-    _int(cfg, "vae_batch_size", low=2, optional=True)
+    _int(cfg, "vae_epochs", low=1, high=MAX_EPOCHS, optional=True, what=" (VAAL trains 100 epochs)")
+    _int(cfg, "vae_batch_size", low=2, high=MAX_SAMPLES, optional=True)
     _int(cfg, "latent_dim", low=1, high=1024, optional=True)
     _int(cfg, "vae_width", low=1, high=1024)
-    _float(cfg, "vae_lr", low=0, low_open=True, optional=True)
-    _float(cfg, "beta", low=0)
-    _float(cfg, "adversary_weight", low=0)
-    _float(cfg, "alpha", low=0)
-    _int(cfg, "uniform_rank_steps", low=0)
-    _int(cfg, "unsupervised_vae_epochs", low=1)
-    _int(cfg, "analysis_size", low=0)
+    _float(cfg, "vae_lr", low=0, high=MAX_LR, low_open=True, optional=True)
+    _float(cfg, "beta", low=0, high=MAX_WEIGHT)
+    _float(cfg, "adversary_weight", low=0, high=MAX_WEIGHT)
+    _float(cfg, "alpha", low=0, high=MAX_WEIGHT)
+    _int(cfg, "uniform_rank_steps", low=0, high=MAX_SAMPLES)
+    _int(cfg, "unsupervised_vae_epochs", low=1, high=MAX_EPOCHS)
+    _int(cfg, "analysis_size", low=0, high=MAX_SAMPLES)
     for flag in ("warm_start", "deterministic"):
         if not isinstance(getattr(cfg, flag), bool):
             raise ConfigError(flag, f"must be true or false, got {getattr(cfg, flag)!r}")
@@ -302,6 +350,31 @@ def check_method(cfg: ExperimentConfig, method: str) -> None:
     if get_strategy(method).needs.mc_dropout and cfg.dropout is not None and cfg.dropout <= 0:
         raise ConfigError("dropout", f"method {method!r} samples MC dropout and needs dropout > 0 (e.g. "
                                      f"{MC_DROPOUT_DEFAULT}), or leave dropout unset; got {cfg.dropout}")
+
+
+# Models that take images (channels x height x width); the MLP takes any input, flattened.
+IMAGE_MODELS = ("cnn", "resnet18", "resnet18_imagenet")
+
+
+def _check_model_input(cfg, kind: str | None = None, shape=None) -> None:
+    """A convolutional model on vector data (two moons) would fail inside the first stage: refuse it here.
+    ``kind`` and ``shape`` come from a loaded dataset; without them the registry says the dataset's kind."""
+    if cfg.model not in IMAGE_MODELS:
+        return
+    if kind is None:
+        from .data import dataset_info
+
+        kind = dataset_info(cfg.dataset)["kind"]
+    if kind != "image" or (shape is not None and len(shape) != 3):
+        got = f" of shape {tuple(shape)}" if shape is not None else ""
+        raise ConfigError("model", f"{cfg.model!r} takes images (channels x height x width) but {cfg.dataset!r} "
+                                   f"holds {kind} data{got}; use 'mlp'")
+
+
+def check_dataset(cfg: ExperimentConfig, dataset) -> None:
+    """Checks that need the loaded dataset (called by ``ActiveLearner.start`` before anything trains)."""
+    _check_model_input(cfg, dataset.kind, dataset.input_shape)
+    check_pool_size(cfg, len(dataset.y_train))
 
 
 def _check_task_kind(cfg: ExperimentConfig) -> None:

@@ -11,6 +11,7 @@ and a step() after a what-if reuses it. Every random draw comes from (seed, stag
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -20,7 +21,7 @@ import torch
 
 from . import adversarial, rng
 from .analysis import class_count_entropy
-from .config import ExperimentConfig, check_method, check_pool_size
+from .config import ExperimentConfig, check_dataset, check_method
 from .data import Dataset, prepare_dataset
 from .data.pool import Pool
 from .models.loss_head import LossPredictionHead
@@ -41,6 +42,7 @@ PHASE_UNSUP_VAE = "unsupervised VAE"
 PHASE_SCORING = "scoring"
 
 BOUNDARY_GRID = 80
+_RECORD_FIELDS = {f.name for f in dataclasses.fields(StageRecord) if f.name.startswith("candidate_")}
 # Segmentation records keep the predicted masks of the first picks (the gallery shows them beside the truth).
 STORED_MASKS = 24
 
@@ -68,6 +70,7 @@ class TrainedTask:
     task_loss_history: list[float]
     seconds: float
     init: str = "random"  # "imagenet" when ImageNet weights were loaded
+    shared: bool = False  # trained by another learner of the session on the same labels (not here)
 
 
 @dataclass
@@ -94,7 +97,11 @@ class ActiveLearner:
     >>> record = learner.step()
     """
 
-    def __init__(self, config: ExperimentConfig, dataset: Dataset | None = None):
+    def __init__(self, config: ExperimentConfig, dataset: Dataset | None = None, shared: dict | None = None):
+        """``shared``: one dict handed to every learner of a session whose configs differ only in ``method``
+        (same data and seed). Task models trained on the same labeled set with the same needs are then
+        trained once and shared, e.g. random, core-set and VAAL at stage 0; results are unchanged, since a
+        task model depends only on (seed, stage, labeled set, needs). Ignored with ``warm_start``."""
         self.config = config.resolve()
         self.device = resolve_device(self.config.device, self.config.deterministic)
         self.precision = resolve_precision(self.config.precision, self.device, self.config.model)
@@ -106,12 +113,13 @@ class ActiveLearner:
         self._warm: dict = {}  # head kind -> last stage's trained task model (warm_start)
         self._unsupervised_vae = None  # Godwin et al. 2022: one per trial, reused across stages
         self._oracle: OracleResult | None = None
+        self._shared = shared
 
     # -- set-up ------------------------------------------------------------------------------------
     def start(self) -> "ActiveLearner":
         cfg = self.config
         ds = prepare_dataset(cfg, self._given_dataset)
-        check_pool_size(cfg, len(ds.y_train))
+        check_dataset(cfg, ds)
         check_pretrained_weights(cfg)
         self.dataset = ds.to(self.device)
         # One class per sample (segmentation: the image's dominant class) for records and views; the counts
@@ -196,6 +204,17 @@ class ActiveLearner:
             self.records.append(record)
             self._cache = {}
 
+    def fork_at(self, stage: int) -> "ActiveLearner":
+        """A fresh learner of the same config and data, brought to ``stage`` from this learner's records
+        (nothing recomputed but what ``restore`` needs). ``fork_at(s).what_if(methods)`` is what every method
+        would have picked from this method's labeled set at stage ``s``; this learner is left unchanged."""
+        self._require_started()
+        if not 0 <= stage <= self.stage:
+            raise ValueError(f"stage must be between 0 and {self.stage}, got {stage}")
+        fork = ActiveLearner(self.config, dataset=self._given_dataset).start()
+        fork.restore(self.records[:stage])
+        return fork
+
     def oracle(self, progress: ProgressCallback | None = None) -> OracleResult:
         """Train the task learner on every training label (no head), cached."""
         self._require_started()
@@ -228,7 +247,8 @@ class ActiveLearner:
             t = time.perf_counter()
         dropout = cfg.dropout_for(method)
         trained = self._task_model(labeled, needs.head, extra_vae, dropout, progress)
-        timings[PHASE_TASK] = time.perf_counter() - t
+        if not trained.shared:  # a shared model cost this stage nothing: no task-training time to report
+            timings[PHASE_TASK] = time.perf_counter() - t
 
         t = time.perf_counter()
         scores = self._evaluate(trained, extra=None if not extra_vae else self._mu(ds.x_test))
@@ -254,7 +274,9 @@ class ActiveLearner:
         cand_preds = ctx.predictions()
         counts = self._class_counts(labeled)
         entropy, entropy_norm = class_count_entropy(counts)
-        extras = {}
+        extras = {"candidate_entropy": np.asarray(ctx.predictive_entropy(), np.float64)}
+        # A strategy's per-candidate diagnostics that a record holds (e.g. BALD's terms, greedy gains).
+        extras.update({k: np.asarray(v) for k, v in selection.diagnostics.items() if k in _RECORD_FIELDS})
         if cand_preds.predicted_loss is not None:
             extras["candidate_predicted_loss"] = cand_preds.predicted_loss
             extras["candidate_rank"] = 1.0 / (1.0 + np.exp(-cand_preds.predicted_loss))
@@ -296,10 +318,30 @@ class ActiveLearner:
     def _task_model(self, labeled, head_kind: str, extra_vae: bool, dropout: float, progress) -> TrainedTask:
         key = ("task", head_kind, extra_vae, dropout)
         if key not in self._cache:
-            self._cache[key] = self._train_task(labeled, head_kind, extra_vae, dropout, self.stage, progress)
+            shared_key = self._shared_key(labeled, key)
+            trained = self._shared.get(shared_key) if shared_key is not None else None
+            if trained is None:
+                trained = self._train_task(labeled, head_kind, extra_vae, dropout, self.stage, progress)
+                if shared_key is not None:
+                    for old in [k for k in self._shared if k[1] != self.stage]:  # only this stage's models
+                        del self._shared[old]
+                    self._shared[shared_key] = trained
+            else:
+                trained = dataclasses.replace(trained, seconds=0.0, shared=True)
+            self._cache[key] = trained
             if self.config.warm_start:
                 self._warm[key[1:]] = self._cache[key]
         return self._cache[key]
+
+    def _shared_key(self, labeled, key) -> tuple | None:
+        """The key of a task model in the session's shared dict (None: not shared)."""
+        if self._shared is None or self.config.warm_start:
+            return None
+        import hashlib
+
+        same = self.config.with_(method="random").to_json()  # every field but the method
+        digest = hashlib.sha1(np.sort(np.asarray(labeled, np.int64)).tobytes()).hexdigest()
+        return (same, self.stage, digest) + key
 
     def _train_task(self, indices, head_kind, extra_vae, dropout, stage, progress, epochs=None) -> TrainedTask:
         cfg, ds = self.config, self.dataset
@@ -478,6 +520,7 @@ class _StageContext:
         self._stage = stage
         self._memo: dict = {}
         self.vaal_models = None
+        self.segmentation = bool(learner.dataset.is_segmentation)
 
     def _once(self, key, fn):
         if key not in self._memo:

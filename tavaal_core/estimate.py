@@ -10,6 +10,9 @@ candidates and the analysis sample; one unsupervised VAE per trial for the Godwi
 
 >>> est = estimate_spec(load_preset("digits_demo"))      # doctest: +SKIP
 >>> est.seconds, est.describe()                          # doctest: +SKIP
+
+The Stage explorer and the two-moons page say what their next Step costs with the same estimate, for one
+stage (``estimate_config(config, methods, stages=[stage])``).
 """
 from __future__ import annotations
 
@@ -237,3 +240,4 @@ def estimate_config(config: ExperimentConfig, methods, trials: int = 1, stages=N
                 phases["VAE / discriminator"] += steps * rates.vae_step
     phases = {k: v * trials for k, v in phases.items()}
     return Estimate(sum(phases.values()), device.type, precision, phases, probe_seconds)
+

@@ -6,10 +6,12 @@ initialisations (the engine derives every random draw from (seed, stage, purpose
 is one :class:`~tavaal_core.ActiveLearner` run stage by stage; after each stage its record is written
 atomically into the run folder (see :mod:`tavaal_core.store`).
 
-Resume: finished (trial, method) runs are skipped; a partly finished one is *replayed*: a fresh learner
-gets the stored stages' picks added to its pool (nothing is recomputed), then continues. Because the
-engine's randomness depends only on (seed, stage, purpose) and the labeled pool, the continued stages
-equal those of an uninterrupted run.
+Resume: every stored record is read and verified (checksums, see :mod:`tavaal_core.store`); a
+(trial, method) whose records are all intact is skipped; otherwise a fresh learner *replays* the intact
+stages (their picks are added to its pool, nothing is recomputed) and computes the missing or damaged
+ones. Because the engine's randomness depends only on (seed, stage, purpose) and the labeled pool, the
+computed stages equal those of an uninterrupted run, so a damaged record is repaired by recomputing it;
+each repair is reported (a ``"repair"`` progress event, and ``repaired`` in ``status.json``).
 
 >>> spec = ExperimentSpec(ExperimentConfig(dataset="moons", stages=3), methods=("random", "lloss"), trials=2)
 >>> run = Experiment.create(spec, "runs")          # doctest: +SKIP
@@ -29,7 +31,7 @@ from typing import Callable
 import numpy as np
 
 from . import store
-from .config import ExperimentConfig
+from .config import MAX_SEED, ExperimentConfig
 from .engine import ActiveLearner
 from .errors import ConfigError, TavaalError
 from .records import StageRecord
@@ -60,11 +62,21 @@ class ExperimentSpec:
         if isinstance(methods, str):
             methods = tuple(m.strip() for m in methods.split(",") if m.strip())
         object.__setattr__(self, "methods", tuple(methods))
+        if self.notes is not None and not isinstance(self.notes, dict):
+            raise ConfigError("notes", f"must map a field name to the source of its value, got {self.notes!r}")
         object.__setattr__(self, "notes", dict(self.notes or {}))
         validate_methods(self.methods)
         validate_trials(self.trials)
         if not isinstance(self.config, ExperimentConfig):
             raise ConfigError("config", f"must be an ExperimentConfig, got {type(self.config).__name__}")
+        if self.config.seed + self.trials - 1 > MAX_SEED:  # trial t runs seed + t
+            raise ConfigError("seed", f"seed + trials - 1 must be <= {MAX_SEED} (seeds are 32-bit), got "
+                                      f"{self.config.seed} + {self.trials} - 1")
+        if self.preset is not None and (not isinstance(self.preset, str) or not store._NAME_RE.match(self.preset)):
+            # the preset's name starts the run folder's name
+            raise ConfigError("preset", f"must be a preset name (letters, digits, '.', '_', '-'), got {self.preset!r}")
+        if not isinstance(self.description, str):
+            raise ConfigError("description", f"must be text, got {self.description!r}")
         if self.config.method != self.methods[0]:
             object.__setattr__(self, "config", self.config.with_(method=self.methods[0]))
 
@@ -115,7 +127,7 @@ class ExperimentSpec:
         config = dict(config, method=methods[0])
         return cls(config=ExperimentConfig.from_dict(config), methods=tuple(methods),
                    trials=data.get("trials", 1), preset=data.get("preset"),
-                   description=str(data.get("description") or ""), notes=data.get("notes") or {})
+                   description=data.get("description") or "", notes=data.get("notes") or {})
 
 
 def validate_methods(methods) -> None:
@@ -144,7 +156,8 @@ class ProgressEvent:
 
     kind: ``"start"`` (a run session begins), ``"run"`` (a (trial, method) begins; ``stage`` = first stage
     to compute), ``"phase"`` (the engine's progress within a stage), ``"stage"`` (a stage finished and
-    was written; ``record`` set), ``"skip"`` (a finished (trial, method) is skipped), ``"finish"``."""
+    was written; ``record`` set), ``"skip"`` (a finished (trial, method) is skipped), ``"repair"`` (a damaged
+    record is about to be recomputed; ``message`` names its file and what was wrong), ``"finish"``."""
 
     kind: str
     trial: int = 0
@@ -219,11 +232,11 @@ class Experiment:
 
     @classmethod
     def open(cls, run_dir: str | os.PathLike, device: str | None = None) -> "Experiment":
-        """An existing run folder (to resume, or to read). Opening never needs the device the run was made
-        on; ``device`` resumes it on another one (e.g. ``"cpu"`` for a run made on a GPU). Every stage
-        record says where it ran (``StageRecord.device``)."""
+        """An existing run folder (to resume, or to read); its spec is checked like a new one's. Opening
+        never needs the device the run was made on; ``device`` resumes it on another one (e.g. ``"cpu"``
+        for a run made on a GPU). Every stage record says where it ran (``StageRecord.device``)."""
         run_dir = store.require_run_dir(run_dir)
-        spec = ExperimentSpec.from_dict(store.read_spec(run_dir))
+        spec = store.validated_spec(run_dir)
         if device is not None:
             spec = spec.with_(device=device)
         return cls(run_dir, spec)
@@ -252,15 +265,24 @@ class Experiment:
         return learner.start()
 
     def check_not_running(self) -> None:
-        """Raise StoreError when another live process is running this run folder."""
-        try:
-            status = store.read_status(self.run_dir)
-        except StoreError:
-            return
-        pid = status.get("pid")
-        if status.get("state") == "running" and pid and pid != os.getpid() \
-                and store.effective_state(status, self.run_dir) == "running":
-            raise StoreError(f"{self.run_dir}: is still running (process {pid}); stop it before resuming")
+        """Raise :class:`~tavaal_core.store.RunBusy` when another live process is running this run folder.
+        The writer lock decides (a status naming a live pid may be stale: the pid can be reused)."""
+        if store.run_locked(self.run_dir):
+            try:
+                pid = store.read_status(self.run_dir).get("pid")
+            except StoreError:
+                pid = None
+            raise store.RunBusy(f"{self.run_dir}: is still running" + (f" (process {pid})" if pid else "")
+                                + "; stop it before resuming")
+
+    def inspect(self) -> tuple[dict, int]:
+        """Read and verify every stored record: ``({(trial, method): {stage: DamagedRecord or None}}, intact)``
+        (see :func:`~tavaal_core.store.stage_gaps`; None marks a stage not reached yet) and the number of
+        intact records."""
+        plan = {(trial, method): store.stage_gaps(self.run_dir, method, trial, self.spec.stages,
+                                                  self.spec.trial_seed(trial))
+                for trial in range(self.spec.trials) for method in self.spec.methods}
+        return plan, self.spec.total_stages - sum(len(gaps) for gaps in plan.values())
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self, progress: ExperimentProgress | None = None) -> dict:
@@ -279,18 +301,26 @@ class Experiment:
     def _run(self, progress: ExperimentProgress) -> dict:
         spec, run_dir = self.spec, self.run_dir
         store.remove_temp_files(run_dir)  # left by a killed writer; the targets themselves are whole
-        done, total = self.counts()
+        plan, done = self.inspect()
+        total = spec.total_stages
         try:
             previous = store.read_status(run_dir)
         except StoreError:
             previous = {}
+        try:
+            store.read_environment(run_dir)
+        except StoreError as e:  # damaged: record this process's environment, saying why
+            store.write_environment(run_dir, dict(store.environment(str(self.spec.config.device)),
+                                                  rewritten=f"on resume: {_one_line(e)}"))
         session_start = time.perf_counter()
         base_seconds = float(previous.get("run_seconds") or 0.0)
+        repaired: list[str] = []
         status = {
             "state": "running", "pid": os.getpid(), "host": socket.gethostname(),
             "created": previous.get("created") or store.now_iso(), "started": store.now_iso(),
             "sessions": int(previous.get("sessions") or 0) + 1, "done": done, "total": total,
             "run_seconds": base_seconds, "error": None, "current": {}, "last": previous.get("last"),
+            "repaired": repaired,
         }
         store.write_status(run_dir, status)
         last_write = [0.0]
@@ -303,30 +333,46 @@ class Experiment:
                 store.write_status(run_dir, status)
                 last_write[0] = now
 
+        def metrics_rows() -> list[dict]:
+            # from the intact records' scalars only (a damaged one is recomputed before it counts)
+            rows = []
+            for (trial, method), gaps in plan.items():
+                for stage in range(spec.stages):
+                    if stage not in gaps:
+                        rows.append(store.metrics_row(store.load_record_scalars(run_dir, method, trial, stage), trial))
+            return rows
+
         try:
-            rows = store.metrics_rows_from_records(run_dir)
-            if rows:
-                store.write_metrics(run_dir, rows)
+            rows = metrics_rows()
+            store.write_metrics(run_dir, rows)  # also rebuilds a damaged or missing table
             progress(ProgressEvent("start", done=done, total=total))
             for trial in range(spec.trials):
                 seed = spec.trial_seed(trial)
                 for method in spec.methods:
-                    finished = self.finished(trial, method)
-                    if finished >= spec.stages:
-                        progress(ProgressEvent("skip", trial, method, finished, done, total))
+                    gaps = plan[(trial, method)]
+                    if not gaps:
+                        progress(ProgressEvent("skip", trial, method, spec.stages, done, total))
                         continue
-                    if self._first_learner is not None and trial == 0 and method == spec.methods[0] and finished == 0:
+                    if self._first_learner is not None and trial == 0 and method == spec.methods[0] \
+                            and len(gaps) == spec.stages:
                         learner = self._first_learner
                     else:
                         learner = self._learner(trial, method)
                     self._first_learner = None
-                    where = f"{run_dir}/records/{method}/trial{trial}"
-                    replay(learner, store.load_records(run_dir, method, trial, spec.stages), where)
-                    progress(ProgressEvent("run", trial, method, learner.stage, done, total))
+                    progress(ProgressEvent("run", trial, method, min(gaps), done, total))
                     while not learner.done:
                         stage = learner.stage
+                        if stage not in gaps:  # intact: replay it (nothing is recomputed)
+                            record = store.load_record(run_dir, method, trial, stage, seed=seed)
+                            replay(learner, [record], str(store.record_paths(run_dir, method, trial, stage)[0]))
+                            continue
+                        damage = gaps[stage]
+                        if damage is not None:
+                            note = f"{damage.path.relative_to(run_dir)}: {damage.reason}"
+                            repaired.append(note)
+                            progress(ProgressEvent("repair", trial, method, stage, done, total, message=note))
                         current = {"trial": trial, "method": method, "stage": stage, "phase": "", "fraction": 0.0,
-                                   "message": ""}
+                                   "message": "", "repair": damage is not None}
                         write_status(force=True, current=current)
 
                         def on_phase(phase, fraction, message, _t=trial, _m=method, _s=stage):
@@ -336,6 +382,7 @@ class Experiment:
 
                         record = learner.step(on_phase)
                         store.save_record(run_dir, trial, record, seed=seed)
+                        rows = [r for r in rows if (r["trial"], r["method"], r["stage"]) != (trial, method, stage)]
                         rows.append(store.record_metrics_row(record, trial, seed))
                         store.write_metrics(run_dir, rows)
                         done += 1

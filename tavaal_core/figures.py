@@ -21,15 +21,19 @@ from .analysis import curves_from_records  # noqa: F401  (part of this module's 
 from .statistics import CURVE_COLUMNS, curve_metric, metric_label
 from .records import StageRecord
 
-# Okabe-Ito-like palette, readable by colour-blind viewers, then plotly's defaults for more classes.
-CLASS_COLORS = ["#1f77b4", "#e8710a", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                "#bcbd22", "#17becf"]
-# Families share a hue (core-set greens, learning-loss oranges, VAAL reds); TA-VAAL gets the strongest colour.
-METHOD_COLORS = {"random": "#7f7f7f", "entropy": "#17becf", "bald": "#1f77b4", "coreset": "#2ca02c",
-                 "medal": "#98c96a", "coreset_vae": "#556b2f", "medal_vae": "#bcbd22", "lloss": "#ff7f0e",
-                 "lloss_v2": "#d9a441", "lloss_vae": "#8c564b", "vaal": "#d62728", "tavaal": "#6a3d9a",
-                 "vaal_lloss": "#e377c2"}
-_SPARE_COLORS = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d"]
+# Colour-blind-safe palettes: Okabe & Ito's eight (without black, kept for picks, and yellow, unreadable
+# as a faint dot on white) and Paul Tol's muted set for the rest. ``cvd_min_distance`` checks them under
+# simulated protanopia, deuteranopia and tritanopia (tests/test_figures.py).
+CLASS_COLORS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#882255", "#999933",
+                "#332288", "#DDCC77"]
+# Families share a hue (core-set greens, learning-loss reds, VAAL ambers); TA-VAAL gets the strongest colour.
+# The four default methods (random, core-set, VAAL, TA-VAAL) were chosen to stay apart for every colour-vision
+# deficiency (minimum CIE76 difference about 40; tests/test_figures_teaching.py).
+METHOD_COLORS = {"random": "#bbbbbb", "entropy": "#56B4E9", "bald": "#0072B2", "coreset": "#117733",
+                 "medal": "#44AA99", "coreset_vae": "#999933", "medal_vae": "#88CCEE", "lloss": "#D55E00",
+                 "lloss_v2": "#CC6677", "lloss_vae": "#882255", "vaal": "#E69F00", "tavaal": "#6a3d9a",
+                 "vaal_lloss": "#DDCC77"}
+_SPARE_COLORS = ["#882255", "#661100", "#6699CC", "#888888", "#117733", "#AA4466", "#4477AA"]
 PICK_COLOR = "#111111"
 USER_COLOR = "#d4008f"
 BOUNDARY_COLOR = "#222222"
@@ -86,6 +90,76 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+# -- colour vision deficiency check --------------------------------------------------------------------------
+# Machado, Oliveira & Fernandes (2009) simulation matrices at full severity, on linear RGB.
+CVD_MATRICES = {
+    "protanopia": np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                            [-0.003882, -0.048116, 1.051998]]),
+    "deuteranopia": np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                              [-0.011820, 0.042940, 0.968881]]),
+    "tritanopia": np.array([[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
+                            [0.004733, 0.691367, 0.303900]]),
+}
+
+
+def _lab(hex_colors, matrix=None) -> np.ndarray:
+    """CIE Lab (D65) of sRGB hex colours, optionally after a colour-vision simulation matrix."""
+    rgb = np.array([[int(h.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)] for h in hex_colors])
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    if matrix is not None:
+        lin = np.clip(lin @ matrix.T, 0, 1)
+    xyz = lin @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    xyz /= np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
+
+
+def cvd_min_distance(hex_colors, deficiency: str | None = None) -> float:
+    """The smallest CIE76 colour difference between any two of ``hex_colors`` as seen with ``deficiency``
+    (None: normal vision). About 20+ reads as clearly different; under 10 risks confusion."""
+    lab = _lab(hex_colors, CVD_MATRICES[deficiency] if deficiency else None)
+    d = np.sqrt(((lab[:, None, :] - lab[None, :, :]) ** 2).sum(-1))
+    return float(d[np.triu_indices(len(hex_colors), 1)].min()) if len(hex_colors) > 1 else float("inf")
+
+
+# -- presentation --------------------------------------------------------------------------------------------
+def for_presentation(fig: go.Figure, scale: float = 1.5) -> go.Figure:
+    """A copy of ``fig`` for a projector: fonts, markers and lines ``scale`` times larger."""
+    fig = go.Figure(fig)
+
+    def bigger(value, by=scale):
+        if value is None:
+            return None
+        if isinstance(value, (int, float)):
+            return value * by
+        return [v * by for v in value] if isinstance(value, (list, tuple)) else np.asarray(value) * by
+
+    size = (fig.layout.font.size or FONT["size"]) if fig.layout.font else FONT["size"]
+    fig.update_layout(font=dict(size=size * scale))
+    if fig.layout.title and fig.layout.title.font and fig.layout.title.font.size:
+        fig.layout.title.font.size *= scale
+    if fig.layout.legend and fig.layout.legend.font and fig.layout.legend.font.size:
+        fig.layout.legend.font.size *= scale
+    for ann in fig.layout.annotations or ():
+        if ann.font and ann.font.size:
+            ann.font.size *= scale
+    for trace in fig.data:
+        marker = getattr(trace, "marker", None)
+        if marker is not None and getattr(marker, "size", None) is not None and trace.type in ("scatter", "scattergl"):
+            marker.size = bigger(marker.size, scale * 1.1)
+            if marker.line is not None and marker.line.width:
+                marker.line.width = marker.line.width * scale
+        line = getattr(trace, "line", None)
+        if line is not None and getattr(line, "width", None):
+            line.width = line.width * scale
+        if trace.type in ("scatter", "scattergl") and getattr(trace, "textfont", None) is not None \
+                and trace.textfont.size:
+            trace.textfont.size *= scale
+    if fig.layout.height:
+        fig.layout.height = int(fig.layout.height * 1.15)
+    return fig
+
+
 def _layout(fig: go.Figure, title: str | None = None, height: int | None = None, legend_below: float | None = None,
             **kw) -> go.Figure:
     # Figures with subplot titles put their legend below (at ``legend_below``, in plot fractions), where it
@@ -137,6 +211,12 @@ def _hover(indices, labels, class_names, scores=None, extra: str | None = None) 
     return kw
 
 
+def _click_styles(opacity: float) -> dict:
+    """A clicked point turns large and magenta; the others keep their look (plotly would dim them)."""
+    return dict(selected=dict(marker=dict(color=USER_COLOR, size=15, opacity=1.0)),
+                unselected=dict(marker=dict(opacity=opacity)))
+
+
 # -- two moons ---------------------------------------------------------------------------------------
 @dataclass
 class MoonsPanel:
@@ -159,7 +239,7 @@ def moons_panel(record: StageRecord, title: str | None = None, n_points: int | N
 
 
 def _moons_traces(fig, row, col, points, labels, class_names, panel: MoonsPanel, oracle, shown: set,
-                  user_picks=None, selectable: bool = False):
+                  user_picks=None, selectable: bool = False, clickable: bool = False):
     """Add one panel's traces. ``shown``: legend groups already in the legend (each appears once, from
     the first panel that has data for it)."""
 
@@ -188,8 +268,9 @@ def _moons_traces(fig, row, col, points, labels, class_names, panel: MoonsPanel,
                             line=dict(width=1.2, color="#1a1a1a") if is_lab else dict(width=0)),
                 **_hover(idx, labels, class_names, scores[idx], "labeled" if is_lab else "unlabeled"),
                 meta=dict(meta, role="labeled" if is_lab else "unlabeled"),
-                selected=dict(marker=dict(opacity=1.0)) if selectable else None,
-                unselected=dict(marker=dict(opacity=0.35 if not is_lab else 1.0)) if selectable else None,
+                **(_click_styles(1.0 if is_lab else 0.35) if clickable else dict(
+                    selected=dict(marker=dict(opacity=1.0)) if selectable else None,
+                    unselected=dict(marker=dict(opacity=0.35 if not is_lab else 1.0)) if selectable else None)),
             ), row=row, col=col)
     sel = np.asarray(panel.selected, np.int64)
     if len(sel):
@@ -198,6 +279,7 @@ def _moons_traces(fig, row, col, points, labels, class_names, panel: MoonsPanel,
             showlegend=legend("picks"), marker=dict(symbol="x-thin", size=11, line=dict(width=2.5, color=PICK_COLOR),
                                           color=PICK_COLOR),
             **_hover(sel, labels, class_names, scores[sel], "picked this stage"), meta=dict(meta, role="picks"),
+            **(_click_styles(1.0) if clickable else {}),
         ), row=row, col=col)
     if user_picks is not None and len(user_picks):
         up = np.asarray(user_picks, np.int64)
@@ -239,9 +321,11 @@ def _moons_range(points, oracle, panels):
 
 
 def moons_small_multiples(points, labels, panels: list[MoonsPanel], oracle=None, class_names=None,
-                          cols: int | None = None, title: str | None = None, panel_height: int = 300) -> go.Figure:
+                          cols: int | None = None, title: str | None = None, panel_height: int = 300,
+                          clickable: bool = False) -> go.Figure:
     """One panel per method over the same 2-d pool: class colours, labeled vs unlabeled, picks as black
-    crosses, the model's boundary (solid) and the oracle's (dashed). ``oracle``: (grid_x, grid_y, prob)."""
+    crosses, the model's boundary (solid) and the oracle's (dashed). ``oracle``: (grid_x, grid_y, prob).
+    ``clickable``: a clicked point is highlighted (the app explains it)."""
     points = np.asarray(points, np.float32)
     labels = np.asarray(labels, np.int64)
     rows, cols = _grid(max(1, len(panels)), cols)
@@ -249,7 +333,8 @@ def moons_small_multiples(points, labels, panels: list[MoonsPanel], oracle=None,
                         subplot_titles=[p.title for p in panels], horizontal_spacing=0.02, vertical_spacing=0.08)
     shown: set = set()
     for i, panel in enumerate(panels):
-        _moons_traces(fig, i // cols + 1, i % cols + 1, points, labels, class_names, panel, oracle, shown)
+        _moons_traces(fig, i // cols + 1, i % cols + 1, points, labels, class_names, panel, oracle, shown,
+                      clickable=clickable)
     xr, yr = _moons_range(points, oracle, panels)
     fig.update_xaxes(range=xr, showgrid=False, zeroline=False, showticklabels=False)
     fig.update_yaxes(range=yr, showgrid=False, zeroline=False, showticklabels=False)
@@ -275,7 +360,8 @@ def moons_pick_chart(points, labels, panel: MoonsPanel, oracle=None, class_names
 
 # -- feature map ---------------------------------------------------------------------------------------
 def feature_map(coords, indices, labels, class_names=None, labeled=(), selected=(), scores=None,
-                title: str | None = None, height: int = 480, axis_title: str = "") -> go.Figure:
+                title: str | None = None, height: int = 480, axis_title: str = "", method: str = "",
+                clickable: bool = False) -> go.Figure:
     """A 2-d map of analysis points: colour = class, labeled filled with an outline, unlabeled faint,
     this stage's picks as black crosses. ``indices``: dataset index of each row of ``coords``;
     ``scores``: per row (NaN where not a candidate)."""
@@ -301,17 +387,64 @@ def feature_map(coords, indices, labels, class_names=None, labeled=(), selected=
                                                     opacity=1.0 if lab else 0.4,
                                                     line=dict(width=1, color="#1a1a1a") if lab else dict(width=0)),
                 **_hover(indices[rows], labels, class_names, scores[rows], "labeled" if lab else "unlabeled"),
-                meta={"role": "labeled" if lab else "unlabeled", "class": int(k)},
+                meta={"role": "labeled" if lab else "unlabeled", "class": int(k), "method": method},
+                **(_click_styles(1.0 if lab else 0.4) if clickable else {}),
             ))
     rows = np.flatnonzero(is_sel)
     fig.add_trace(Scatter(
         x=coords[rows, 0], y=coords[rows, 1], mode="markers", name="Picked this stage",
         marker=dict(symbol="x-thin", size=11, line=dict(width=2.5, color=PICK_COLOR), color=PICK_COLOR),
-        **_hover(indices[rows], labels, class_names, scores[rows], "picked this stage"), meta={"role": "picks"},
+        **_hover(indices[rows], labels, class_names, scores[rows], "picked this stage"),
+        meta={"role": "picks", "method": method}, **(_click_styles(1.0) if clickable else {}),
     ))
     fig.update_xaxes(showticklabels=False, zeroline=False, title=axis_title + " 1" if axis_title else None)
     fig.update_yaxes(showticklabels=False, zeroline=False, title=axis_title + " 2" if axis_title else None)
     return _layout(fig, title, height=height, legend_below=-0.1)
+
+
+# -- image gallery --------------------------------------------------------------------------------------
+def image_gallery(images, indices, labels, class_names=None, scores=None, cols: int = 10, method: str = "",
+                  title: str | None = None, gap: int = 2, caption_px: int | None = None) -> go.Figure:
+    """The images of ``indices`` (pick order) as one mosaic, each tile clickable (an invisible marker over
+    it carries the dataset index and score) and captioned with its true class and the method's score.
+    ``images``: (N, C, H, W) uint8 for the whole training set."""
+    indices = np.asarray(indices, np.int64)
+    scores = np.full(len(indices), np.nan) if scores is None else np.asarray(scores, np.float64)
+    n = len(indices)
+    _, c, h, w = np.asarray(images).shape
+    cols = max(1, min(cols, n)) if n else 1
+    rows = max(1, math.ceil(n / cols))
+    cap = caption_px if caption_px is not None else max(6, h // 3)
+    cell_w, cell_h = w + gap, h + cap + gap
+    canvas = np.full((rows * cell_h, cols * cell_w, 3), 255, np.uint8)
+    cx, cy = [], []
+    for i, idx in enumerate(indices):
+        r, q = divmod(i, cols)
+        img = np.asarray(images[idx])
+        tile = np.repeat(img[:1], 3, 0) if c == 1 else img[:3]
+        y0, x0 = r * cell_h, q * cell_w
+        canvas[y0:y0 + h, x0:x0 + w] = np.transpose(tile, (1, 2, 0))
+        cx.append(x0 + w / 2 - 0.5)
+        cy.append(y0 + h / 2 - 0.5)
+    fig = go.Figure(go.Image(z=canvas, hoverinfo="skip", meta={"role": "mosaic", "method": method}))
+    classes = np.asarray(labels, np.int64)[indices] if n else np.zeros(0, np.int64)
+    captions = [f"{_class_name(class_names, int(k))} · {s:.3g}" if np.isfinite(s) else _class_name(class_names, int(k))
+                for k, s in zip(classes, scores)]
+    fig.add_trace(go.Scatter(
+        x=cx, y=cy, mode="markers", name="picks", showlegend=False,
+        marker=dict(symbol="square", size=30, color="rgba(0,0,0,0)", line=dict(width=0)),
+        selected=dict(marker=dict(color="rgba(212,0,143,0.35)")), unselected=dict(marker=dict(opacity=1.0)),
+        **_hover(indices, labels, class_names, scores, "click: why was it picked?"),
+        meta={"role": "picks", "method": method},
+    ))
+    fig.add_trace(go.Scatter(
+        x=cx, y=[y + h / 2 + cap / 2 for y in cy], mode="text", text=captions, showlegend=False,
+        textfont=dict(size=11), hoverinfo="skip", meta={"role": "captions", "method": method},
+    ))
+    fig.update_xaxes(visible=False, range=[-0.5, cols * cell_w - 0.5])
+    fig.update_yaxes(visible=False, range=[rows * cell_h - 0.5, -0.5], scaleanchor="x")
+    height = 40 + rows * 120 + (40 if title else 0)
+    return _layout(fig, title, height=height, dragmode=False)
 
 
 # -- discriminator ---------------------------------------------------------------------------------------
@@ -580,3 +713,69 @@ def timings_bars(records: dict[str, StageRecord], title: str | None = None, heig
     fig.update_xaxes(title="seconds")
     fig.update_yaxes(autorange="reversed")  # methods top to bottom in the session's order
     return _layout(fig, title, height=height)
+
+
+# -- paper claims: one panel per claimed ordering, every seed a line ------------------------------------------
+VERDICT_COLORS = {"holds": "#2ca02c", "mixed": "#e8a10a", "does not hold": "#d62728"}
+
+
+def claim_parts(parts: list[dict], title: str | None = None, height: int | None = None) -> go.Figure:
+    """Every part of a claim across seeds: one panel per part, the two sides (method a, method b or a
+    constant) on the x axis, each seed a grey line joining its two values (so crossing lines are the seeds
+    where the ordering failed), and each side's mean with its 95% CI.
+
+    ``parts``: dicts with ``text, metric, a, b, verdict, held, seeds, per_seed`` (``{"trial", "a", "b"}``),
+    ``mean_a, ci_a_low, ci_a_high, mean_b, ci_b_low, ci_b_high`` (an audit's ``PartResult.as_row()`` plus
+    ``per_seed``)."""
+    shown = [p for p in parts if p.get("per_seed", {}).get("a")]
+    n = max(1, len(shown))
+    rows, cols = _grid(n, 4 if n > 4 else n)
+    titles = [f"{i + 1} · {p['verdict']} · {p['held']}/{p['seeds']} seeds" for i, p in enumerate(shown)] or [""]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.08,
+                        vertical_spacing=0.18 if rows > 1 else 0.1)
+    for i, p in enumerate(shown):
+        r, c = i // cols + 1, i % cols + 1
+        a_name = method_label(p["a"])
+        b_name = method_label(p["b"]) if isinstance(p["b"], str) else f"{float(p['b']):g}"
+        per = p["per_seed"]
+        for trial, va, vb in zip(per.get("trial", range(len(per["a"]))), per["a"], per["b"]):
+            fig.add_trace(go.Scatter(
+                x=[a_name, b_name], y=[va, vb], mode="lines+markers", showlegend=False,
+                line=dict(color="rgba(120,120,120,0.45)", width=1), marker=dict(size=5, color="rgba(90,90,90,0.7)"),
+                hovertemplate=f"seed {trial}<br>%{{x}}: %{{y:.3f}}<extra></extra>",
+                meta={"role": "seed", "part": i, "trial": int(trial)}), row=r, col=c)
+        for name, side, key in ((a_name, p["a"], "a"), (b_name, p["b"], "b")):
+            mean, low, high = p[f"mean_{key}"], p[f"ci_{key}_low"], p[f"ci_{key}_high"]
+            if mean != mean:
+                continue
+            color = method_color(side) if isinstance(side, str) else ORACLE_COLOR
+            err = None if low != low else dict(type="data", symmetric=False, array=[high - mean],
+                                                 arrayminus=[mean - low], color=color, thickness=2, width=8)
+            fig.add_trace(go.Scatter(
+                x=[name], y=[mean], mode="markers", showlegend=False, error_y=err,
+                marker=dict(size=13, color=color, symbol="diamond", line=dict(color="white", width=1)),
+                hovertemplate=f"{name}: mean %{{y:.3f}}" + ("" if low != low else f" (95% CI {low:.3f} to {high:.3f})")
+                              + "<extra></extra>",
+                meta={"role": "mean", "part": i, "side": key}), row=r, col=c)
+        fig.update_yaxes(title_text=p["metric"], row=r, col=c, title_standoff=4)
+    for k, annotation in enumerate(fig.layout.annotations):
+        if k < len(shown):
+            annotation.font = dict(size=13, color=VERDICT_COLORS.get(shown[k]["verdict"], "#333"))
+    return _layout(fig, title, height or 300 * rows)
+
+
+def sweep_heatmap(table: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """The claim x setting table as a grid: one row per (field, value), one column per part, coloured by
+    verdict, each cell saying ``verdict (held/seeds)``."""
+    parts = [c for c in table.columns if c not in ("field", "value", "claim")]
+    labels = [f"{f} = {v}" for f, v in zip(table["field"], table["value"])]
+    code = {"holds": 2, "mixed": 1, "does not hold": 0}
+    z = [[code.get(str(cell).split(" (")[0], np.nan) for cell in table[p]] for p in parts]
+    fig = go.Figure(go.Heatmap(
+        z=np.array(z, float).T, x=parts, y=labels, text=np.array([[str(c) for c in table[p]] for p in parts]).T,
+        texttemplate="%{text}", zmin=0, zmax=2, showscale=False,
+        colorscale=[[0, "#f4b6b6"], [0.5, "#fde3a7"], [1, "#b7e1b0"]], hoverongaps=False,
+        hovertemplate="%{y}<br>%{x}<br>%{text}<extra></extra>"))
+    fig.update_xaxes(side="top", tickangle=0)
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title, 80 + 40 * len(labels))

@@ -40,6 +40,9 @@ class StageRecord:
     candidate_rank: np.ndarray = field(default_factory=_empty)  # r = sigmoid(l_hat) fed to TA-VAAL's VAE/D
     candidate_likelihood: np.ndarray = field(default_factory=_empty)  # D(mu[, r]) probability "labeled"
     labeled_likelihood: np.ndarray = field(default_factory=_empty)  # D output for the labeled set
+    candidate_entropy: np.ndarray = field(default_factory=_empty)  # H(mean p) of the model's prediction
+    candidate_expected_entropy: np.ndarray = field(default_factory=_empty)  # BALD: mean over passes of H(p_t)
+    candidate_nearest_labeled: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # dataset index
     analysis_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     analysis_features: np.ndarray = field(default_factory=_empty)  # (A, E) penultimate task features
     analysis_vae_mu: np.ndarray = field(default_factory=_empty)  # (A, Z) VAE mu, when the method has a VAE

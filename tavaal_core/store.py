@@ -9,6 +9,12 @@ Layout of a run folder::
     <run>/records/<method>/trial<t>/stage<s>.json   a StageRecord's scalars (+ trial, seed)
     <run>/records/<method>/trial<t>/stage<s>.npz    its arrays (np.savez_compressed; read with allow_pickle=False)
 
+Each stage JSON names the SHA-256 of its NPZ (``npz_sha256``) and carries one of its own content
+(``sha256``), so a truncated, edited or swapped-in file is found when the record is read: reading
+refuses it with a :class:`DamagedRecord` naming the file, and ``Experiment.run`` (resume) recomputes
+it (stages are deterministic). Every path is kept inside its run folder: a symbolic link that leaves
+it is refused, and so is a run folder that is itself a link.
+
 Every write goes to a temporary file in the same folder, is fsync'ed and then renamed over the target
 (``os.replace``), so a killed process leaves either the old file or the new one, never half of one. A
 stage counts as finished once its ``.json`` exists: the ``.npz`` is written first.
@@ -19,6 +25,7 @@ Reading never unpickles. A corrupt or truncated file raises :class:`StoreError` 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
@@ -38,7 +45,7 @@ import numpy as np
 from .errors import TavaalError
 from .records import StageRecord
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: stage JSONs carry npz_sha256 and sha256 (format-1 records are read unchecked)
 CONFIG_FILE = "config.json"
 ENVIRONMENT_FILE = "environment.json"
 STATUS_FILE = "status.json"
@@ -49,6 +56,7 @@ STATES = ("created", "running", "finished", "failed", "interrupted")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 _STAGE_RE = re.compile(r"^stage(\d+)\.json$")
 _TRIAL_RE = re.compile(r"^trial(\d+)$")
+_METHOD_RE = re.compile(r"^[a-z0-9_]{1,64}$")  # registered method names; never a path
 
 # Metric columns every row carries (timings are added as ``time_<phase>`` columns).
 METRIC_COLUMNS = ("trial", "seed", "method", "stage", "labeled_count", "accuracy", "mean_iou", "class_entropy",
@@ -57,6 +65,35 @@ METRIC_COLUMNS = ("trial", "seed", "method", "stage", "labeled_count", "accuracy
 
 class StoreError(TavaalError):
     """A run folder or one of its files is missing, corrupt or inconsistent; the message names the file."""
+
+
+class DamagedRecord(StoreError):
+    """A stage record is missing, unreadable or fails its checksum; resuming the run recomputes it."""
+
+    def __init__(self, path, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}; resume the run to recompute it")
+
+
+class RunBusy(StoreError):
+    """Another live process holds the run's writer lock."""
+
+
+# -- paths stay inside their run folder --------------------------------------------------------------
+def inside(run_dir, path) -> Path:
+    """``path`` when it resolves inside ``run_dir`` (following any symbolic links on the way), else a
+    StoreError naming it: a crafted or linked run folder never makes us read or write elsewhere."""
+    path = Path(path)
+    root = Path(run_dir).resolve()
+    real = path.resolve()
+    if real != root and root not in real.parents:
+        raise StoreError(f"{path}: leads outside its run folder (to {real}); refused")
+    return path
+
+
+def run_file(run_dir, *parts) -> Path:
+    return inside(run_dir, Path(run_dir).joinpath(*parts))
 
 
 # -- atomic writes ---------------------------------------------------------------------------------
@@ -126,12 +163,19 @@ def atomic_write_json(path, obj) -> None:
     atomic_write(path, lambda f: f.write(data))
 
 
-def atomic_write_npz(path, arrays: dict[str, np.ndarray]) -> None:
+def atomic_write_npz(path, arrays: dict[str, np.ndarray]) -> str:
+    """Write the arrays as one ``.npz``; returns the SHA-256 of the bytes written."""
+    import io
+
     for name, arr in arrays.items():
         if np.asarray(arr).dtype == object:
             raise ValueError(f"array {name!r} has dtype object; the store keeps plain arrays only")
     # compressed: features after a ReLU are a third zeros (digits_demo's run folder: 29 -> about 19 MB)
-    atomic_write(path, lambda f: np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()}))
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    data = buffer.getvalue()
+    atomic_write(path, lambda f: f.write(data))
+    return hashlib.sha256(data).hexdigest()
 
 
 # -- reading, with errors that name the file ---------------------------------------------------------
@@ -157,13 +201,23 @@ def _read_json_object(path) -> dict:
     return data
 
 
-def read_npz(path, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-    """Every array (or the named ones) of an ``.npz``, loaded with ``allow_pickle=False``."""
+def read_npz(path, keys: Iterable[str] | None = None, sha256: str | None = None) -> dict[str, np.ndarray]:
+    """Every array (or the named ones) of an ``.npz``, loaded with ``allow_pickle=False``; with ``sha256``
+    the file's bytes must have that digest (else :class:`DamagedRecord`)."""
+    import io
+
     path = Path(path)
     if not path.is_file():
-        raise StoreError(f"{path}: file is missing")
+        raise (DamagedRecord(path, "file is missing") if sha256 else StoreError(f"{path}: file is missing"))
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        data = path.read_bytes()
+    except OSError as e:
+        raise StoreError(f"{path}: cannot be read ({type(e).__name__}: {e})") from None
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise DamagedRecord(path, "corrupt or truncated: its checksum does not match the record's "
+                                  "(or the file was copied from another record)")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             names = list(npz.files) if keys is None else [k for k in keys if k in npz.files]
             return {k: npz[k] for k in names}
     except Exception as e:  # BadZipFile, zlib.error, ValueError (object arrays: pickle refused), EOFError ...
@@ -216,7 +270,13 @@ def is_run_dir(path) -> bool:
 
 
 def require_run_dir(path) -> Path:
+    """``path`` if it is a run folder; a StoreError naming it otherwise. A run folder that is a symbolic
+    link is refused: following it would read, export or delete outside the folder of runs."""
     path = Path(path)
+    if str(path).strip() == "":
+        raise StoreError("run folder: give a folder (the path is empty)")
+    if path.is_symlink():
+        raise StoreError(f"{path}: is a symbolic link (to {path.resolve()}); give the run folder itself")
     if not path.exists():
         raise StoreError(f"{path}: no such run folder")
     if not is_run_dir(path):
@@ -225,34 +285,51 @@ def require_run_dir(path) -> Path:
 
 
 def write_spec(run_dir, spec: dict) -> None:
-    atomic_write_json(Path(run_dir) / CONFIG_FILE, {"format": FORMAT_VERSION, **spec})
+    atomic_write_json(run_file(run_dir, CONFIG_FILE), {"format": FORMAT_VERSION, **spec})
+
+
+def validated_spec(run_dir):
+    """The run's spec as an ``ExperimentSpec``, checked with the same rules as a new one (known methods,
+    trials within bounds, every config value valid): a crafted ``config.json`` is refused, naming it."""
+    from .errors import ConfigError
+    from .experiment import ExperimentSpec
+
+    return _spec(run_dir)[1]
+
+
+def _spec(run_dir):
+    from .errors import ConfigError
+    from .experiment import ExperimentSpec
+
+    path = run_file(run_dir, CONFIG_FILE)
+    data = _read_json_object(path)
+    try:
+        return data, ExperimentSpec.from_dict(data)
+    except ConfigError as e:
+        raise StoreError(f"{path}: {e}") from None
 
 
 def read_spec(run_dir) -> dict:
-    """The experiment spec as written by :func:`write_spec` (a plain dict; see ``experiment.ExperimentSpec``)."""
-    path = Path(run_dir) / CONFIG_FILE
-    spec = _read_json_object(path)
-    for key, kind in (("config", dict), ("methods", list), ("trials", int)):
-        if not isinstance(spec.get(key), kind):
-            raise StoreError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
-    return spec
+    """The experiment spec as written by :func:`write_spec` (a plain dict; see ``experiment.ExperimentSpec``),
+    after the same checks as a new spec (:func:`validated_spec`)."""
+    return _spec(run_dir)[0]
 
 
 def write_environment(run_dir, env: dict) -> None:
-    atomic_write_json(Path(run_dir) / ENVIRONMENT_FILE, env)
+    atomic_write_json(run_file(run_dir, ENVIRONMENT_FILE), env)
 
 
 def read_environment(run_dir) -> dict:
-    return _read_json_object(Path(run_dir) / ENVIRONMENT_FILE)
+    return _read_json_object(run_file(run_dir, ENVIRONMENT_FILE))
 
 
 def write_status(run_dir, status: dict) -> None:
     status = dict(status, updated=now_iso())
-    atomic_write_json(Path(run_dir) / STATUS_FILE, status)
+    atomic_write_json(run_file(run_dir, STATUS_FILE), status)
 
 
 def read_status(run_dir) -> dict:
-    path = Path(run_dir) / STATUS_FILE
+    path = run_file(run_dir, STATUS_FILE)
     status = _read_json_object(path)
     if status.get("state") not in STATES:
         raise StoreError(f"{path}: unknown state {status.get('state')!r}; expected one of {', '.join(STATES)}")
@@ -279,7 +356,7 @@ def lock_run(run_dir, wait_s: float = 2.0):
     when another process holds it. A no-op lock where ``fcntl`` is missing."""
     import time
 
-    handle = open(Path(run_dir) / LOCK_FILE, "a+b")
+    handle = open(run_file(run_dir, LOCK_FILE), "a+b")
     try:
         import fcntl
     except ImportError:  # pragma: no cover (Windows)
@@ -292,20 +369,20 @@ def lock_run(run_dir, wait_s: float = 2.0):
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 handle.close()
-                raise StoreError(f"{run_dir}: another process is running this run; stop it before resuming") from None
+                raise RunBusy(f"{run_dir}: another process is running this run; stop it before resuming") from None
             time.sleep(0.05)
 
 
 def run_locked(run_dir) -> bool | None:
-    """Whether a live process holds the run's writer lock; None when the run has no lock file (older
-    runs, or never started) or locks are unavailable."""
-    path = Path(run_dir) / LOCK_FILE
-    if not path.is_file():
-        return None
+    """Whether a live process holds the run's writer lock (False when there is no lock file: nothing
+    ever ran it, or only a process from before locks existed); None where locks are unavailable."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover
         return None
+    path = Path(run_dir) / LOCK_FILE
+    if not path.is_file():
+        return False
     try:
         with open(path, "rb") as handle:
             try:
@@ -344,8 +421,10 @@ def process_alive(pid: int | None, host: str | None = None) -> bool:
 
 
 def effective_state(status: dict, run_dir=None) -> str:
-    """The state to show: a run whose status says ``running`` but whose process is gone was killed. Asks
-    the run's writer lock when there is one (immune to pid reuse), else whether the pid is alive."""
+    """The state to show: a run whose status says ``running`` but whose process is gone was killed. The
+    run's writer lock is the truth (every writer takes it before it writes ``running``; the OS drops it
+    when the process dies, and a pid can be reused by an unrelated process); the pid is asked only
+    where locks do not exist."""
     state = status.get("state", "created")
     if state not in ("running", "created") or not status.get("pid"):
         return state
@@ -357,45 +436,88 @@ def effective_state(status: dict, run_dir=None) -> str:
 
 # -- records -----------------------------------------------------------------------------------------
 def record_paths(run_dir, method: str, trial: int, stage: int) -> tuple[Path, Path]:
+    """Where a stage record lives. ``method`` must be a method name (never a path), ``trial`` and ``stage``
+    whole numbers >= 0, and the folder must stay inside the run folder."""
+    if not isinstance(method, str) or not _METHOD_RE.match(method):
+        raise StoreError(f"{run_dir}: {method!r} is not a method name; refused as a record path")
+    for name, value in (("trial", trial), ("stage", stage)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise StoreError(f"{run_dir}: {name} {value!r} is not a whole number >= 0")
     folder = Path(run_dir) / RECORDS_DIR / method / f"trial{int(trial)}"
+    if folder.exists() or folder.is_symlink():
+        inside(run_dir, folder)
     return folder / f"stage{int(stage)}.json", folder / f"stage{int(stage)}.npz"
 
 
+def _content_sha256(payload: dict) -> str:
+    """SHA-256 of a stage JSON's content without its own ``sha256`` field (canonical: sorted keys; floats
+    survive the JSON round trip exactly, so a re-read gives the same digest)."""
+    body = {k: v for k, v in payload.items() if k != "sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def save_record(run_dir, trial: int, record: StageRecord, seed: int | None = None) -> tuple[Path, Path]:
-    """Write one stage's record: arrays first, then the scalars (whose presence marks the stage done)."""
+    """Write one stage's record: arrays first, then the scalars (whose presence marks the stage done),
+    which name the arrays' SHA-256 and carry their own."""
     scalars, arrays = record.split()
     json_path, npz_path = record_paths(run_dir, record.method, trial, record.stage)
-    atomic_write_npz(npz_path, arrays)
-    atomic_write_json(json_path, {"format": FORMAT_VERSION, "trial": int(trial), "seed": seed,
-                                  "selected_count": int(len(record.selected)),
-                                  "candidate_count": int(len(record.candidates)), **scalars})
+    npz_sha256 = atomic_write_npz(npz_path, arrays)
+    payload = {"format": FORMAT_VERSION, "trial": int(trial), "seed": seed,
+               "selected_count": int(len(record.selected)), "candidate_count": int(len(record.candidates)),
+               **scalars, "npz_sha256": npz_sha256}
+    payload = json.loads(json.dumps(payload, default=_json_default))  # plain JSON types, as a reader sees them
+    payload["sha256"] = _content_sha256(payload)
+    atomic_write_json(json_path, payload)
     return json_path, npz_path
 
 
-def load_record_scalars(run_dir, method: str, trial: int, stage: int) -> dict:
+def load_record_scalars(run_dir, method: str, trial: int, stage: int, seed: int | None = None) -> dict:
+    """A stage JSON's scalars, checked: readable, its own checksum, and that it is the record of this
+    (method, trial, stage) (and ``seed``, when given). A failing one raises :class:`DamagedRecord`."""
     json_path, _ = record_paths(run_dir, method, trial, stage)
-    scalars = _read_json_object(json_path)
+    if not json_path.is_file():
+        raise DamagedRecord(json_path, "file is missing")
+    try:
+        scalars = _read_json_object(json_path)
+    except StoreError as e:
+        raise DamagedRecord(json_path, str(e).split(": ", 1)[-1]) from None
     for key in ("stage", "method", "accuracy", "labeled_count"):
         if key not in scalars:
-            raise StoreError(f"{json_path}: field {key!r} is missing")
-    if scalars["stage"] != stage or scalars["method"] != method:
-        raise StoreError(f"{json_path}: holds stage {scalars['stage']} of {scalars['method']!r}, "
-                         f"expected stage {stage} of {method!r}")
+            raise DamagedRecord(json_path, f"field {key!r} is missing")
+    if scalars.get("format", 1) >= 2:
+        if scalars.get("sha256") != _content_sha256(scalars):
+            raise DamagedRecord(json_path, "checksum mismatch (edited or damaged)")
+        if not isinstance(scalars.get("npz_sha256"), str):
+            raise DamagedRecord(json_path, "field 'npz_sha256' is missing")
+    if scalars["stage"] != stage or scalars["method"] != method or scalars.get("trial", trial) != trial:
+        raise DamagedRecord(json_path, f"holds stage {scalars['stage']} of {scalars['method']!r} (trial "
+                                       f"{scalars.get('trial')}), expected stage {stage} of {method!r} (trial {trial})")
+    if seed is not None and scalars.get("seed") is not None and scalars["seed"] != seed:
+        raise DamagedRecord(json_path, f"was made with seed {scalars['seed']}, this trial's seed is {seed}")
     return scalars
 
 
-def load_record(run_dir, method: str, trial: int, stage: int) -> StageRecord:
+def load_record(run_dir, method: str, trial: int, stage: int, seed: int | None = None) -> StageRecord:
+    """One stage record, verified (see :func:`load_record_scalars`; its NPZ must match the JSON's
+    checksum). A damaged record raises :class:`DamagedRecord` naming the file."""
     json_path, npz_path = record_paths(run_dir, method, trial, stage)
-    scalars = load_record_scalars(run_dir, method, trial, stage)
-    arrays = read_npz(npz_path)
+    scalars = load_record_scalars(run_dir, method, trial, stage, seed)
+    try:
+        arrays = read_npz(npz_path, sha256=scalars.get("npz_sha256") or None)
+    except DamagedRecord:
+        raise
+    except StoreError as e:
+        raise DamagedRecord(npz_path, str(e).split(": ", 1)[-1]) from None
     try:
         return StageRecord.join(scalars, arrays)
     except TypeError as e:
-        raise StoreError(f"{json_path}: does not hold a complete stage record ({e})") from None
+        raise DamagedRecord(json_path, f"does not hold a complete stage record ({e})") from None
 
 
 def finished_stages(run_dir, method: str, trial: int) -> int:
-    """How many stages (0, 1, ... without gaps) of (method, trial) are on disk."""
+    """How many stages (0, 1, ... without gaps) of (method, trial) are on disk (files present; their
+    content is checked when read)."""
     stage = 0
     while True:
         json_path, npz_path = record_paths(run_dir, method, trial, stage)
@@ -405,36 +527,44 @@ def finished_stages(run_dir, method: str, trial: int) -> int:
 
 
 def load_records(run_dir, method: str, trial: int, stages: int | None = None) -> list[StageRecord]:
+    """The finished stages 0, 1, ... of (method, trial), verified. A stage missing before a later one
+    (a lost file, not an unfinished run) raises :class:`DamagedRecord` naming it."""
     n = finished_stages(run_dir, method, trial)
     if stages is not None:
         n = min(n, stages)
+    if stages is None or n < stages:
+        json_path, npz_path = record_paths(run_dir, method, trial, n)
+        later = [int(m.group(1)) for p in (json_path.parent.iterdir() if json_path.parent.is_dir() else [])
+                 for m in [re.match(r"^stage(\d+)\.(json|npz)$", p.name)] if m]
+        if any(s > n for s in later) or (json_path.is_file() != npz_path.is_file()):
+            missing = npz_path if json_path.is_file() else json_path
+            raise DamagedRecord(missing, "file is missing")
     return [load_record(run_dir, method, trial, s) for s in range(n)]
 
 
+def _record_dirs(folder: Path) -> list[Path]:
+    """Sub-folders that are real folders (a symbolic link in a run folder is never followed)."""
+    return [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.is_symlink()] if folder.is_dir() else []
+
+
 def stored_methods(run_dir) -> list[str]:
-    folder = Path(run_dir) / RECORDS_DIR
-    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    return [p.name for p in _record_dirs(Path(run_dir) / RECORDS_DIR) if _METHOD_RE.match(p.name)]
 
 
 def stored_trials(run_dir, method: str | None = None) -> list[int]:
     """Trials with at least one finished stage (for any method, or for ``method``)."""
     trials = set()
     for m in ([method] if method else stored_methods(run_dir)):
-        folder = Path(run_dir) / RECORDS_DIR / m
-        if folder.is_dir():
-            for p in folder.iterdir():
-                match = _TRIAL_RE.match(p.name)
-                if match and (p / "stage0.json").is_file():
-                    trials.add(int(match.group(1)))
+        for p in _record_dirs(Path(run_dir) / RECORDS_DIR / m):
+            match = _TRIAL_RE.match(p.name)
+            if match and (p / "stage0.json").is_file():
+                trials.add(int(match.group(1)))
     return sorted(trials)
 
 
 def _run_methods(run_dir) -> list[str]:
-    try:
-        methods = [m for m in read_spec(run_dir)["methods"] if isinstance(m, str)]
-    except StoreError:
-        methods = []
-    return methods + [m for m in stored_methods(run_dir) if m not in methods]
+    """The run's methods, in order, from its checked spec (never from folder names)."""
+    return list(validated_spec(run_dir).methods)
 
 
 def load_trial_records(run_dir, trial: int = 0, methods: Iterable[str] | None = None) -> dict[str, list[StageRecord]]:
@@ -447,6 +577,44 @@ def load_trial_records(run_dir, trial: int = 0, methods: Iterable[str] | None = 
         if records:
             out[method] = records
     return out
+
+
+def records_signature(run_dir) -> tuple:
+    """(name, size, modification time) of every file under ``records/`` and of the metrics table: changes
+    whenever a record is written, replaced or damaged (a cache key for :func:`check_records`)."""
+    out = []
+    for path in sorted(Path(run_dir).joinpath(RECORDS_DIR).rglob("*")) + [Path(run_dir) / METRICS_FILE]:
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        out.append((str(path), st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def stage_gaps(run_dir, method: str, trial: int, stages: int, seed: int | None = None) -> dict:
+    """The stages of (method, trial) that need computing: ``{stage: DamagedRecord or None}``, None for a
+    stage not reached yet. Every stage up to the last whose JSON exists (the mark of a finished stage) is
+    read and verified; one that fails is damaged. Past it, stray files are a killed writer's (unfinished)."""
+    done = [record_paths(run_dir, method, trial, s)[0].is_file() for s in range(stages)]
+    last = max((s for s, there in enumerate(done) if there), default=-1)
+    gaps: dict = {s: None for s in range(last + 1, stages)}
+    for stage in range(last + 1):
+        try:
+            load_record(run_dir, method, trial, stage, seed=seed)
+        except DamagedRecord as e:
+            gaps[stage] = e
+    return dict(sorted(gaps.items()))
+
+
+def check_records(run_dir, spec=None) -> list[DamagedRecord]:
+    """Every finished stage record the run's spec expects, read and verified: the damaged or missing ones
+    (see :func:`stage_gaps`). Reads every NPZ."""
+    run_dir = require_run_dir(run_dir)
+    spec = spec if spec is not None else validated_spec(run_dir)
+    return [damage for trial in range(spec.trials) for method in spec.methods
+            for damage in stage_gaps(run_dir, method, trial, spec.stages, spec.trial_seed(trial)).values()
+            if damage is not None]
 
 
 # -- metrics -----------------------------------------------------------------------------------------
@@ -510,8 +678,10 @@ def _stage_json_files(run_dir) -> list[tuple[str, int, int, Path]]:
     root = Path(run_dir) / RECORDS_DIR
     if not root.is_dir():
         return out
-    for mdir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for tdir in sorted(p for p in mdir.iterdir() if p.is_dir()):
+    for mdir in _record_dirs(root):
+        if not _METHOD_RE.match(mdir.name):
+            continue
+        for tdir in _record_dirs(mdir):
             tm = _TRIAL_RE.match(tdir.name)
             if not tm:
                 continue
@@ -532,24 +702,35 @@ def metrics_rows_from_records(run_dir) -> list[dict]:
     return rows
 
 
-def load_metrics(run_dir):
-    """The run's metrics as a DataFrame (one row per trial/method/stage). Read from ``metrics.parquet``;
-    rebuilt from the stage records when that file is missing or behind them (a run killed between
-    writing a record and the table)."""
+def read_metrics_table(run_dir):
+    """``metrics.parquet`` as written, or None when it is missing, damaged or lacks a key column."""
     import pandas as pd
 
+    path = run_file(run_dir, METRICS_FILE)
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_parquet(path)
+    except Exception:  # pyarrow raises several types for a damaged file
+        return None
+    if any(c not in frame.columns for c in ("trial", "method", "stage", "accuracy", "labeled_count")):
+        return None
+    return frame
+
+
+def load_metrics(run_dir):
+    """The run's metrics as a DataFrame (one row per trial/method/stage). Read from ``metrics.parquet``;
+    rebuilt from the stage records (which are the truth) when that file is missing, damaged or does not
+    hold the same stages as they do (a run killed between writing a record and the table)."""
     run_dir = require_run_dir(run_dir)
-    path = run_dir / METRICS_FILE
-    on_disk = len(_stage_json_files(run_dir))
-    if path.is_file():
+    on_disk = {(trial, method, stage) for method, trial, stage, _ in _stage_json_files(run_dir)}
+    frame = read_metrics_table(run_dir)
+    if frame is not None and len(frame) == len(on_disk):
         try:
-            frame = pd.read_parquet(path)
-        except Exception as e:  # pyarrow raises several types for a damaged file
-            raise StoreError(f"{path}: corrupt or truncated metrics table ({type(e).__name__}: {e})") from None
-        missing = [c for c in ("trial", "method", "stage", "accuracy", "labeled_count") if c not in frame.columns]
-        if missing:
-            raise StoreError(f"{path}: lacks the columns {', '.join(missing)}")
-        if len(frame) == on_disk:
+            keys = set(zip(frame["trial"].astype(int), frame["method"].astype(str), frame["stage"].astype(int)))
+        except (TypeError, ValueError):
+            keys = set()
+        if keys == on_disk:
             return frame
     return _rows_frame(metrics_rows_from_records(run_dir))
 
@@ -656,19 +837,35 @@ class RunInfo:
 def run_info(run_dir) -> RunInfo:
     """Summary of one run; raises StoreError when its config or status is unreadable."""
     run_dir = require_run_dir(run_dir)
-    spec = read_spec(run_dir)
-    cfg = spec["config"]
-    methods = [str(m) for m in spec["methods"]]
-    stages = int(cfg.get("stages", 0) or 0)
-    trials = int(spec["trials"])
-    status_path = run_dir / STATUS_FILE
-    status = read_status(run_dir) if status_path.exists() else {"state": "created"}
-    done = sum(min(finished_stages(run_dir, m, t), stages) for m in methods for t in range(trials))
+    spec, experiment_spec = _spec(run_dir)  # checked like a new spec: known methods, bounded trials
+    methods = list(experiment_spec.methods)
+    stages = experiment_spec.stages
+    trials = experiment_spec.trials
+    status_path = run_file(run_dir, STATUS_FILE)
+    done = 0
+    for m in methods:
+        for t in stored_trials(run_dir, m):  # only the trial folders that exist: cheap for any `trials`
+            if t < trials:
+                done += min(finished_stages(run_dir, m, t), stages)
+    total = len(methods) * trials * stages
+    error = ""
+    if status_path.exists():
+        try:
+            status = read_status(run_dir)
+        except StoreError as e:  # a report only: the lock and the records say where the run stands
+            state = "running" if run_locked(run_dir) else "finished" if done == total else "interrupted"
+            status, error = {"state": state}, f"{e} (resuming rewrites it)"
+    else:
+        status = {"state": "created"}
+    state = effective_state(status, run_dir)
+    if state == "running" and isinstance(status.get("done"), int):
+        done = min(status["done"], total)  # the writer's count: damaged records being recomputed are not done
     return RunInfo(
-        path=run_dir, name=run_dir.name, state=effective_state(status, run_dir), broken=False,
-        error=str(status.get("error") or ""), dataset=str(cfg.get("dataset", "")), preset=spec.get("preset"),
-        description=str(spec.get("description") or ""), methods=methods, trials=trials, stages=stages,
-        done=done, total=len(methods) * trials * stages, created=str(spec.get("created") or status.get("created") or ""),
+        path=run_dir, name=run_dir.name, state=state, broken=False,
+        error=error or str(status.get("error") or ""), dataset=experiment_spec.config.dataset,
+        preset=experiment_spec.preset, description=experiment_spec.description, methods=methods, trials=trials,
+        stages=stages, done=done, total=total,
+        created=str(spec.get("created") or status.get("created") or ""),
         updated=str(status.get("updated") or ""), pid=status.get("pid"), current=dict(status.get("current") or {}),
         run_seconds=float(status.get("run_seconds") or 0.0),
     )
@@ -682,7 +879,14 @@ def list_runs(root="runs") -> list[RunInfo]:
         return []
     infos = []
     for path in sorted(root.iterdir()):
-        if path.name.startswith(".") or not is_run_dir(path):
+        if path.name.startswith("."):
+            continue
+        if path.is_symlink():  # never followed (export or delete would reach outside the folder of runs)
+            if is_run_dir(path):
+                infos.append(RunInfo(path=path, name=path.name, state="broken", broken=True,
+                                     error=f"{path}: is a symbolic link (to {path.resolve()}); not opened"))
+            continue
+        if not is_run_dir(path):
             continue
         try:
             infos.append(run_info(path))
@@ -701,25 +905,18 @@ def delete_run(run_dir) -> None:
 def export_run(run_dir, to=None) -> list[Path]:
     """Write the run's metrics (CSV), its learning-curve statistics and pairwise p-values (CSV), the
     selections (JSON: method -> trial -> stage -> picked indices in order) and the candidates' scores
-    (JSON) into ``to`` (default ``<run>/export``). Returns the files written."""
+    (JSON) into ``to`` (default ``<run>/export``). Returns the files written. Every record is read and
+    verified before anything is written, so a damaged run is refused (naming the file) with no half export."""
     from . import statistics
+    from .errors import ConfigError
 
     run_dir = require_run_dir(run_dir)
-    out = Path(to) if to is not None else run_dir / "export"
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
+    if to is not None and str(to).strip() == "":
+        raise ConfigError("--to", "give a destination folder (the path is empty)")
+    out = Path(to) if to is not None else run_file(run_dir, "export")
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--to", f"{out} is a file, not a folder")
     metrics = load_metrics(run_dir)
-
-    def write_csv(name, frame):
-        path = out / name
-        data = frame.to_csv(index=False).encode("utf-8")
-        atomic_write(path, lambda f: f.write(data))
-        files.append(path)
-
-    write_csv("metrics.csv", metrics)
-    if len(metrics):
-        write_csv("curves.csv", statistics.learning_curve_frame(metrics))
-        write_csv("pairwise_tests.csv", statistics.pairwise_tests(metrics))
     selections: dict = {}
     scores: dict = {}
     for method in _run_methods(run_dir):
@@ -733,6 +930,19 @@ def export_run(run_dir, to=None) -> list[Path]:
                     "scores": [None if not math.isfinite(x) else x for x in record.candidate_scores.astype(float).tolist()],
                     "selected": record.selected.tolist(),
                 }
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+
+    def write_csv(name, frame):
+        path = out / name
+        data = frame.to_csv(index=False).encode("utf-8")
+        atomic_write(path, lambda f: f.write(data))
+        files.append(path)
+
+    write_csv("metrics.csv", metrics)
+    if len(metrics):
+        write_csv("curves.csv", statistics.learning_curve_frame(metrics))
+        write_csv("pairwise_tests.csv", statistics.pairwise_tests(metrics))
     for name, obj in (("selections.json", selections), ("scores.json", scores)):
         path = out / name
         atomic_write_json(path, obj)

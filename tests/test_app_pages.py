@@ -57,6 +57,13 @@ def values(array) -> list:
     return list(array)
 
 
+def navigate(at: AppTest, page: str) -> AppTest:
+    """Open ``page`` as the sidebar does: a page's address without the previous page's query (AppTest would
+    otherwise carry the query over, and the page would take it for a link being opened)."""
+    at.query_params.clear()
+    return at.switch_page(page)
+
+
 def stage_counter(at: AppTest) -> str:
     return next(m.value for m in at.metric if m.label == "Stages stepped")
 
@@ -155,7 +162,7 @@ def test_moons_no_method_is_refused():
 # -- stage explorer ------------------------------------------------------------------------------------------
 def test_explorer_renders_digits_and_steps_with_a_gallery():
     at = new_app()
-    at.switch_page("pages/explorer.py").run()
+    navigate(at, "pages/explorer.py").run()
     ok(at)
     assert at.title[0].value == "Stage explorer"
     assert at.selectbox(key="img_dataset").value == "digits"
@@ -175,7 +182,7 @@ def test_explorer_renders_digits_and_steps_with_a_gallery():
 
 def test_explorer_missing_dataset_says_where_to_put_files():
     at = new_app()
-    at.switch_page("pages/explorer.py").run()
+    navigate(at, "pages/explorer.py").run()
     at.selectbox(key="img_dataset").set_value("cifar10").run()
     ok(at)
     messages = [e.value for e in at.error]
@@ -197,7 +204,7 @@ def test_explorer_asks_before_training_imagenet_resnet_from_random_weights(tmp_p
 # -- views ---------------------------------------------------------------------------------------------------
 def test_views_offer_a_demo_when_nothing_was_stepped():
     at = new_app()
-    at.switch_page("pages/discriminator.py").run()
+    navigate(at, "pages/discriminator.py").run()
     ok(at)
     assert not at.get("plotly_chart")
     assert any("Nothing has been stepped" in i.value for i in at.info)
@@ -209,7 +216,7 @@ def test_views_offer_a_demo_when_nothing_was_stepped():
 
 def test_feature_map_page(stepped):
     at = stepped
-    at.switch_page("pages/feature_map.py").run()
+    navigate(at, "pages/feature_map.py").run()
     ok(at)
     assert at.selectbox(key="fmap_method").value == "vaal"  # a method with a VAE by default: both maps
     assert len(specs(at)) == 2
@@ -230,7 +237,7 @@ def test_feature_map_page(stepped):
 
 def test_discriminator_page_has_a_histogram_per_pool(stepped):
     at = stepped
-    at.switch_page("pages/discriminator.py").run()
+    navigate(at, "pages/discriminator.py").run()
     ok(at)
     (spec,) = specs(at)
     hist = traces(spec, kind="histogram")
@@ -241,7 +248,7 @@ def test_discriminator_page_has_a_histogram_per_pool(stepped):
 
 def test_loss_page(stepped):
     at = stepped
-    at.switch_page("pages/loss.py").run()
+    navigate(at, "pages/loss.py").run()
     ok(at)
     lik, pred = specs(at)
     titles = [a["text"] for a in lik["layout"]["annotations"]]
@@ -252,7 +259,7 @@ def test_loss_page(stepped):
 
 def test_class_balance_page(stepped):
     at = stepped
-    at.switch_page("pages/class_balance.py").run()
+    navigate(at, "pages/class_balance.py").run()
     ok(at)
     entropy, counts = specs(at)
     assert [t["meta"]["method"] for t in entropy["data"]] == DEFAULT_METHODS
@@ -261,7 +268,7 @@ def test_class_balance_page(stepped):
 
 def test_learning_curves_page(stepped):
     at = stepped
-    at.switch_page("pages/learning_curves.py").run()
+    navigate(at, "pages/learning_curves.py").run()
     ok(at)
     (spec,) = specs(at)
     assert [t["meta"]["method"] for t in traces(spec, "mean")] == DEFAULT_METHODS
@@ -270,7 +277,7 @@ def test_learning_curves_page(stepped):
 
 def test_what_if_page_computes_on_demand_and_caches(stepped):
     at = stepped
-    at.switch_page("pages/what_if.py").run()
+    navigate(at, "pages/what_if.py").run()
     ok(at)
     assert not at.get("plotly_chart")
     at.multiselect(key="whatif_methods").set_value(["random", "coreset"]).run()
@@ -286,7 +293,7 @@ def test_what_if_page_computes_on_demand_and_caches(stepped):
 
 
 def stage_counter_unchanged(at: AppTest) -> bool:
-    at.switch_page("pages/moons.py").run()
+    navigate(at, "pages/moons.py").run()
     return stage_counter(at) == "2 of 30"
 
 

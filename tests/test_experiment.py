@@ -150,18 +150,42 @@ def test_a_failing_stage_is_recorded_as_failed(tmp_path, monkeypatch):
     assert Experiment.open(run.run_dir).run()["state"] == "finished"
 
 
-def test_resume_refuses_a_run_that_is_still_running(tmp_path):
+def test_resume_refuses_a_run_whose_lock_is_held_and_ignores_a_stale_status(tmp_path):
     spec = moons_spec(methods=("random",), trials=1, stages=1)
     run = Experiment.create(spec, tmp_path, "busy")
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    lock = run.run_dir / ".lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+b'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)", str(lock)],
+                              stdout=subprocess.PIPE, text=True)
     try:
-        store.update_status(run.run_dir, state="running", pid=sleeper.pid)
+        assert holder.stdout.readline().strip() == "locked"
+        store.update_status(run.run_dir, state="running", pid=holder.pid)
         with pytest.raises(StoreError, match="still running"):
             Experiment.open(run.run_dir).run()
+        assert store.run_info(run.run_dir).state == "running"
     finally:
-        sleeper.kill()
-        sleeper.wait()
+        holder.kill()
+        holder.wait()
     assert store.run_info(run.run_dir).state == "interrupted"
+
+
+def test_a_stale_status_naming_a_live_unrelated_process_does_not_block_resume(tmp_path):
+    """Item 9: no lock held, status.json says running with the pid of a live process that has nothing to do
+    with the run (a reused pid): the lock is the truth, so the run resumes without any hand edit."""
+    spec = moons_spec(methods=("random",), trials=1, stages=1)
+    run = Experiment.create(spec, tmp_path, "stale")
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        for with_lock_file in (False, True):
+            if with_lock_file:
+                (run.run_dir / ".lock").touch()
+            store.update_status(run.run_dir, state="running", pid=stranger.pid)
+            assert store.run_info(run.run_dir).state == "interrupted"
+        assert Experiment.open(run.run_dir).run()["state"] == "finished"
+        assert stranger.poll() is None  # never signalled
+    finally:
+        stranger.kill()
+        stranger.wait()
 
 
 def test_spec_validation_names_the_field():

@@ -100,6 +100,37 @@ def test_a_corrupt_record_is_reported_and_the_page_stays_up(runs_dir):
     assert len(at.dataframe[0].value) == 3  # the list still shows every run
 
 
+def test_a_finished_run_with_a_damaged_record_offers_repair_and_repairs_it(runs_dir, tiny_run):
+    at = page("damaged")
+    warning = [w.value for w in at.warning if "damaged record" in w.value]
+    assert warning and "records/entropy/trial0/stage1.npz" in warning[0], [w.value for w in at.warning]
+    repair = at.button(key="runs_resume")
+    assert repair.label == "Repair"
+    repair.click().run()
+    assert not at.exception
+    run_dir = runs_dir / "damaged"
+    assert _wait(lambda: store.read_status(run_dir).get("repaired") and store.run_info(run_dir).state == "finished"), \
+        (runs_dir / ".logs" / "damaged.log").read_text()
+    assert "stage1.npz" in store.read_status(run_dir)["repaired"][0]
+    assert _wait(lambda: not _processes_naming(run_dir), 60)  # the repair's process has exited ...
+    page("damaged")  # ... and the page has reaped it (a later test's clicks are not cut short by its exit)
+    assert store.check_records(run_dir) == []
+    a, b = store.load_record(tiny_run, "entropy", 0, 1), store.load_record(run_dir, "entropy", 0, 1)
+    np.testing.assert_array_equal(a.selected, b.selected)
+    np.testing.assert_array_equal(a.candidate_scores, b.candidate_scores)
+    at = page("damaged")
+    assert not [w for w in at.warning if "damaged record" in w.value]
+    assert not any(b.label in ("Repair", "Resume") for b in at.button)
+
+
+def test_a_damaged_metrics_table_is_drawn_from_the_records_and_offered_for_repair(runs_dir):
+    (runs_dir / "tiny" / "metrics.parquet").write_bytes(b"PAR1 damaged")
+    at = page("tiny")
+    assert any("metrics.parquet" in w.value for w in at.warning)
+    assert at.button(key="runs_resume").label == "Repair"
+    assert at.get("plotly_chart"), "the learning curves are rebuilt from the records"
+
+
 def test_delete_needs_confirmation(runs_dir):
     at = page("tiny")
     delete = at.button(key="runs_delete")
@@ -125,6 +156,21 @@ def _wait(predicate, timeout=120):
             return True
         time.sleep(0.2)
     return False
+
+
+def _processes_naming(path) -> list[int]:
+    """Live processes whose command line names ``path`` (a run started or resumed by the page)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if str(path) in cmdline and state not in ("Z", "X"):
+                found.append(int(proc.name))
+    return found
 
 
 def test_start_a_run_in_the_background_then_stop_it(runs_dir):

@@ -15,10 +15,20 @@ def _sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def min_sq_distance(candidates: torch.Tensor, centers: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     """For each candidate, min over centers of ||f(u) - f(l)||^2, in chunks: never an N x M matrix."""
+    return nearest_center(candidates, centers, chunk)[0]
+
+
+def nearest_center(candidates: torch.Tensor, centers: torch.Tensor, chunk: int = 4096
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(min over centers of ||f(u) - f(l)||^2, position of that nearest center) per candidate, in chunks."""
     out = torch.full((candidates.shape[0],), float("inf"), device=candidates.device, dtype=candidates.dtype)
+    arg = torch.full((candidates.shape[0],), -1, device=candidates.device, dtype=torch.long)
     for start in range(0, centers.shape[0], chunk):
-        out = torch.minimum(out, _sq_dists(candidates, centers[start:start + chunk]).min(1).values)
-    return out
+        best = _sq_dists(candidates, centers[start:start + chunk]).min(1)
+        closer = best.values < out
+        out = torch.where(closer, best.values, out)
+        arg = torch.where(closer, best.indices + start, arg)
+    return out, arg
 
 
 def k_center_greedy(candidates: torch.Tensor, labeled: torch.Tensor, budget: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -87,8 +97,15 @@ class _Greedy(Strategy):
 
     def select(self, ctx) -> Selection:
         cand, lab = ctx.features()
-        positions, gains, scores = self.greedy(cand.float(), lab.float(), ctx.budget)
-        return Selection(ctx.candidates[positions], scores, self.score_name, True, gains=gains, greedy=True)
+        cand, lab = cand.float(), lab.float()
+        positions, gains, scores = self.greedy(cand, lab, ctx.budget)
+        diagnostics = {}
+        if lab.shape[0]:
+            # What "far from the labeled set" means for one sample: the labeled sample closest to it.
+            _, nearest = nearest_center(cand, lab)
+            diagnostics["candidate_nearest_labeled"] = np.asarray(ctx.labeled, np.int64)[nearest.cpu().numpy()]
+        return Selection(ctx.candidates[positions], scores, self.score_name, True, diagnostics, gains=gains,
+                         greedy=True)
 
 
 @register

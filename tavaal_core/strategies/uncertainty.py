@@ -57,3 +57,11 @@ class BALD(Strategy):
 
     def scores(self, ctx):
         return ctx.bald()
+
+    def diagnostics(self, ctx):
+        # BALD's two terms, so a pick can be explained: uncertain overall, yet each pass confident.
+        if getattr(ctx, "segmentation", False):
+            return {}
+        mc = ctx.mc_probs()
+        return {"candidate_entropy": predictive_entropy(mc.mean(0)),
+                "candidate_expected_entropy": predictive_entropy(mc).mean(0)}
