@@ -407,6 +407,10 @@ class Experiment:
     def status(self) -> dict:
         return store.read_status(self.run_dir)
 
+    def _learner(self, trial: int, method: str, setting: int | None = None) -> ActiveLearner:
+        """A started learner for one unit (data sets loaded once per experiment)."""
+        return self.runner().learner(store.Unit(setting, trial, method))
+
     def runner(self, worker: str = "driver") -> "UnitRunner":
         if self._runner is None:
             self._runner = UnitRunner(self.run_dir, self.spec, worker=worker)
