@@ -155,12 +155,14 @@ def test_a_killed_worker_fails_only_its_unit_and_resume_reruns_exactly_the_unfin
     monkeypatch.setattr(experiment_module, "STATUS_INTERVAL_S", 0.0)
     spec = sweep_spec()
     run = Experiment.create(spec, tmp_path, "killed")
-    victim = Unit(1, 0, "tavaal")
+    # the second unit: its worker has more units to take after it, so the kill always lands inside a unit
+    # (this one, or on a fast machine the next one the same worker took)
+    victim = Unit(0, 0, "tavaal")
     killed, refused = [], []
 
-    def kill_in_stage_1(event):
-        if event.kind == "phase" and not killed and (event.setting, event.trial, event.method) == \
-                (victim.setting, victim.trial, victim.method) and event.stage == 1:
+    def kill_the_victims_worker(event):
+        if event.kind in ("run", "phase", "stage") and not killed and \
+                (event.setting, event.trial, event.method) == (victim.setting, victim.trial, victim.method):
             info = store.read_unit_status(run.run_dir, victim)
             killed.append(info["pid"])
             os.kill(info["pid"], signal.SIGKILL)
@@ -170,7 +172,7 @@ def test_a_killed_worker_fails_only_its_unit_and_resume_reruns_exactly_the_unfin
                 refused.append(str(e))
 
     with pytest.raises(UnitsFailed, match="killed by SIGKILL"):
-        run.run(kill_in_stage_1, executor=LocalExecutor(workers=2))
+        run.run(kill_the_victims_worker, executor=LocalExecutor(workers=2))
     assert killed and refused and "running" in refused[0]
     status = store.read_status(run.run_dir)
     assert status["state"] == "failed" and "continue with --resume" in status["error"]
