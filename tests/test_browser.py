@@ -159,30 +159,6 @@ def test_view_pages_draw_in_the_browser(page, label, charts):
     pg.screenshot(path=str(ARTIFACTS / f"view-{label.lower().replace(' ', '-')}.png"), full_page=True)
 
 
-def test_paper_claims_runs_an_audit_in_the_background_and_draws_its_verdict(page, app_url):
-    """Opened by its link with the settings in the URL (a small two-moons Fig. 1 audit); Run starts the audit
-    as a background process, the progress bar follows it, and the verdict's chart draws when it ends. In a tab
-    of its own: a full navigation starts a new session, and the shared page's two-moons session must stay."""
-    settle(page)  # the app's navigation must have run once: a fresh server's first deep link lists pages/ instead
-    pg = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
-    pg.set_default_timeout(90_000)
-    try:
-        query = "claim=fig1&seeds=2&set=task_epochs%3D5&set=vae_epochs%3D2&set=stages%3D2"
-        pg.goto(f"{app_url}claims?{query}", wait_until="domcontentloaded")
-        settle(pg)
-        assert pg.get_by_role("heading", name="Paper claims").count() == 1
-        pg.get_by_role("button", name="Run the audit (2 seeds)").click()
-        pg.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', state="visible", timeout=240_000)
-        settle(pg)
-        assert drawn_charts(pg) >= 1
-        text = pg.locator('[data-testid="stMain"]').inner_text()
-        assert any(v in text for v in ("holds", "mixed", "does not hold"))
-        assert not errors_on(pg)
-        pg.screenshot(path=str(ARTIFACTS / "claims-fig1.png"), full_page=True)
-    finally:
-        pg.close()
-
-
 # -- teaching: why was this picked, links that reopen the same state, the guided lesson ---------------------
 PICKS_JS = """() => {
   // every drawn pick (black cross) of the first chart: method and data coordinates, sorted
@@ -303,3 +279,24 @@ def test_walk_the_lesson_with_next_in_presenter_mode(page, app_url):
         assert pg.get_by_role("button", name="Next").is_disabled()
     finally:
         other.close()
+
+
+# Last: it opens /claims by its address, a new Streamlit session, so the stepped two-moons session the
+# tests above share is left alone.
+def test_paper_claims_runs_an_audit_in_the_background_and_draws_its_verdict(page, app_url):
+    """Opened by its link with the settings in the URL (a small two-moons Fig. 1 audit); Run starts the audit
+    as a background process, the progress bar follows it, and the verdict's chart draws when it ends."""
+    pg = page
+    settle(pg)  # the app's navigation must have run once: a fresh server's first deep link lists pages/ instead
+    query = "claim=fig1&seeds=2&set=task_epochs%3D5&set=vae_epochs%3D2&set=stages%3D2"
+    pg.goto(f"{app_url}claims?{query}", wait_until="domcontentloaded")
+    settle(pg)
+    assert pg.get_by_role("heading", name="Paper claims").count() == 1
+    pg.get_by_role("button", name="Run the audit (2 seeds)").click()
+    pg.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', state="visible", timeout=240_000)
+    settle(pg)
+    assert drawn_charts(pg) >= 1
+    text = pg.locator('[data-testid="stMain"]').inner_text()
+    assert any(v in text for v in ("holds", "mixed", "does not hold"))
+    assert not errors_on(pg)
+    pg.screenshot(path=str(ARTIFACTS / "claims-fig1.png"), full_page=True)

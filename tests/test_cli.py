@@ -151,10 +151,8 @@ def test_sigkill_in_the_middle_of_a_stage_then_resume_equals_an_uninterrupted_ru
         _wait_for(lambda: (killed / "records" / "random" / "trial0" / "stage1.json").exists(), 180, victim, "stage 1")
 
         def training_stage_2():
-            try:
-                current = store.read_status(killed).get("current") or {}
-            except store.StoreError:
-                return False
+            # the unit's own progress (units run in parallel worker processes: the run's status shows any of them)
+            current = store.read_unit_status(killed, store.Unit(None, 0, "random"))
             return current.get("stage") == 2 and current.get("phase") == "task training" \
                 and 0 < current.get("fraction", 0) < 0.6
 
@@ -165,8 +163,11 @@ def test_sigkill_in_the_middle_of_a_stage_then_resume_equals_an_uninterrupted_ru
         if victim.poll() is None:
             victim.kill()
     assert victim.returncode == -signal.SIGKILL
-    assert store.finished_stages(killed, "random", 0) == 2
-    assert not (killed / "records" / "random" / "trial0" / "stage2.json").exists()
+    # killed inside stage 2's training, or (on a loaded machine, between the status read and the signal)
+    # just after it was written: either way the next stage's record is absent, never half-written
+    finished = store.finished_stages(killed, "random", 0)
+    assert finished in (2, 3)
+    assert not (killed / "records" / "random" / "trial0" / f"stage{finished}.json").exists()
     for path in killed.rglob("*.json"):  # a killed writer may leave a temporary file, never a half-written one
         json.loads(path.read_text())
     assert store.read_status(killed)["state"] == "running"  # what the dead process left ...
