@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)
 # Passive OpenMP waits: spinning threads made stages 50x slower whenever another process was busy.
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: run test bench venv venv-path chromium clean-venv
+.PHONY: run test bench bench-executors venv venv-path chromium clean-venv
 
 # No file prerequisites: the folder's name already holds the requirements' hash, and a fresh clone's
 # newer file times must not trigger a reinstall.
@@ -45,6 +45,10 @@ bench: venv chromium
 	$(VENV)/bin/python bench/bench_learner.py
 	$(VENV)/bin/python bench/bench_paper.py --quick
 	$(VENV)/bin/python bench/bench_browser.py
+
+# digits_demo sequential vs 2 local workers vs a local Ray instance (minutes on 2 cores)
+bench-executors: venv
+	$(VENV)/bin/python bench/bench_executors.py
 
 clean-venv:
 	rm -rf $(VENV) $(VENV).tmp

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from explorer_ui import units as unit_views
 from explorer_ui import views
 from explorer_ui.source import Source, open_source
 from tavaal_core import available_methods, figures, statistics, store
@@ -179,6 +180,8 @@ def run_list() -> None:
             what = (f"{'repairing: ' if where.get('repair') else ''}trial {where.get('trial')} · {where.get('method')} "
                     f"· stage {where.get('stage')}: {where.get('phase') or 'starting'} {where.get('message', '')}") \
                 if where else "starting"
+            if len(r.running) > 1:  # a parallel run: several units at once
+                what = f"{len(r.running)} units running ({r.executor})"
             eta = "" if not r.eta_seconds else f" · about {r.eta_seconds:.0f} s left" if r.eta_seconds < 90 \
                 else f" · about {r.eta_seconds / 60:.0f} min left"
             st.progress(r.progress, text=f"**{r.name}**: {r.done}/{r.total} stages{eta} · {what}")
@@ -210,6 +213,7 @@ else:
                 f"{run.trials} trial(s) × {run.stages} stages · methods: {', '.join(run.methods)}")
     if run.state == "failed" and run.error:
         st.error(f"The run failed: {run.error}")
+    unit_views.settings_table(run)
     damaged = [] if run.state == "running" else _damaged_records(str(run.path), store.records_signature(run.path))
     table_damaged = run.state != "running" and run.done > 0 and store.read_metrics_table(run.path) is None
     if damaged or table_damaged:
@@ -243,8 +247,10 @@ else:
     if metrics is not None and len(metrics):
         curves = statistics.learning_curve_frame(metrics, methods=run.methods)
         views.explain("curves")
+        title = f"{run.name}: mean over trials, a line per method and setting" if run.settings \
+            else f"{run.name}: mean ± std over trials"
         relative = views.improvement_choice(curves, key="runs_curve_gain")
-        views.chart(figures.learning_curves(curves, relative=relative, title=f"{run.name}: mean ± std over trials"),
+        views.chart(figures.learning_curves(curves, relative=relative, title=title),
                     key="runs_curves")
         if curves["trials"].max() < 2:
             st.caption("One trial so far: std bands and p-values need at least two.")
@@ -254,24 +260,39 @@ else:
                          column_config={"p vs random": st.column_config.NumberColumn(format="%.3g")})
             last = int(metrics["stage"].max())
             stage = st.slider("Stage for the pairwise tests", 0, last, last, key="runs_test_stage") if last else 0
+            at_setting = metrics
+            if statistics.has_settings(metrics):  # the methods are compared within one setting of a sweep
+                groups = {label: rows for _, label, rows in statistics.setting_groups(metrics)}
+                at_setting = groups[st.selectbox("Setting for the tests between methods", list(groups),
+                                                 key="runs_test_setting")]
             st.caption(f"Paired t-test p-values between every two methods at stage {stage} (NaN: fewer than two "
                        "trials, or identical results).")
-            st.dataframe(statistics.p_value_matrix(metrics, stage, methods=run.methods), width="stretch")
+            st.dataframe(statistics.p_value_matrix(at_setting, stage, methods=run.methods), width="stretch")
+            unit_views.setting_tests(metrics, stage)
     elif metrics is not None:
         st.caption("No finished stage yet.")
 
-    # open one trial in every view of the app
-    trials = store.stored_trials(run.path)
+    with st.expander("Units: progress and where each runs", icon=":material/lan:",
+                     expanded=run.state == "running" or run.state == "failed" or bool(run.settings)):
+        unit_views.unit_table(run)
+
+    # open one trial (of one sweep setting) in every view of the app
+    setting = None
+    if run.settings:
+        setting = st.selectbox("Setting", range(len(run.settings)), key="runs_setting",
+                               format_func=lambda k: store.setting_label(run.settings[k]))
+    trials = store.stored_trials(run.path, setting=setting)
     if trials:
         c1, c2 = st.columns([1, 3])
         trial = c1.selectbox("Trial", trials, key="runs_trial")
         if c2.button("Open this trial in every view", icon=":material/open_in_new:", type="primary"):
             try:
-                records = store.load_trial_records(run.path, trial, run.methods)
+                records = store.load_trial_records(run.path, trial, run.methods, setting=setting)
                 spec = Experiment.open(run.path).spec
-                key = f"run:{run.name}:trial{trial}"
-                open_source(Source.from_records(key, f"Run {run.name}, trial {trial}", records,
-                                                config=spec.trial_config(trial, spec.methods[0])), select=True)
+                key = f"run:{run.name}:trial{trial}" + ("" if setting is None else f":setting{setting}")
+                title = f"Run {run.name}, trial {trial}" + ("" if setting is None else f", {spec.setting_label(setting)}")
+                open_source(Source.from_records(key, title, records,
+                                                config=spec.trial_config(trial, spec.methods[0], setting)), select=True)
                 st.success(f"Opened trial {trial} of {run.name}: the Feature map, Discriminator, Loss, "
                            "Class balance and Learning curves pages now show it.")
             except TavaalError as e:

@@ -3,15 +3,20 @@
 Commands::
 
     run (--preset NAME | --config FILE) [--methods a,b] [--trials N] [--stages N] [--seed N]
-        [--epochs N] [--epochs-increment N] [--pretrained imagenet|none]
+        [--epochs N] [--epochs-increment N] [--pretrained imagenet|none] [--sweep FIELD=V1,V2 ...]
         [--device auto|cpu|cuda] [--output DIR] [--name NAME] [--threads N] [--quiet] [--yes]
-    run --resume RUN_DIR [--device auto|cpu|cuda] [--threads N] [--quiet]
+        [--executor local|ray] [--workers N] [--ray-address auto|HOST:PORT]
+    run --resume RUN_DIR [--device auto|cpu|cuda] [--threads N] [--quiet] [--executor ...] [--workers N]
     list [--output DIR]
     export RUN_DIR [--to DIR]
     summary RUN_DIR
     presets [NAME] [--brief]
     claims [--claim NAME] [--seeds N] [--set field=value ...] [--sweep field=v1,v2 ...] [--run RUN_DIR]
         [--to DIR] [--sequential] [--threads N] [--quiet]
+
+Units (setting x trial x method) run in parallel worker processes by default (``--executor local``,
+``--workers`` = the usable CPUs; 1 runs them in this process), or as Ray tasks (``--executor ray``: a local
+Ray instance, or a cluster with ``--ray-address``). Every unit writes its own records into the run folder.
 
 Exit codes: 0 done; 2 a user error, refused before anything runs (one line on stderr naming the field
 or the file, no traceback: a bad value, an absent dataset, a damaged or busy run folder, an output
@@ -102,6 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="run folder name (default: <preset>-<date>-<time>)")
     run.add_argument("--threads", type=_threads, help="torch CPU threads (default: 1 for the MLP and small CNN on a CPU, else torch's choice)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--sweep", action="append", metavar="FIELD=V1,V2",
+                     help="run every value of a config field (repeat for more fields: every combination is a "
+                          "setting), e.g. --sweep alpha=0,0.5,1,2")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="local: worker processes on this machine (default); ray: one Ray task per unit")
+    run.add_argument("--workers", type=_positive_int(),
+                     help="local: worker processes (default: one per usable CPU; 1 runs the units in this "
+                          "process); ray without --ray-address: the local Ray instance's CPUs")
+    run.add_argument("--ray-address", dest="ray_address",
+                     help="join a running Ray cluster: 'auto' (this machine is part of it) or HOST:PORT; "
+                          "the run folder must be on storage every node mounts at the same path")
     run.add_argument("--yes", action="store_true",
                      help=f"start even when the estimate is above {CONFIRM_ABOVE_S // 3600} hour(s)")
 
@@ -158,14 +174,53 @@ def _build_spec(args):
         changes["task_epochs_increment"] = args.epochs_increment
     if args.pretrained is not None:
         changes["pretrained"] = args.pretrained
-    return spec.with_(methods=methods, trials=args.trials, **changes)
+    sweep = None
+    if args.sweep:
+        sweep = dict(spec.sweep)
+        sweep.update(_parse_sweep(args.sweep))
+    return spec.with_(methods=methods, trials=args.trials, sweep=sweep, **changes)
+
+
+def _parse_sweep(items: list[str]) -> dict:
+    """``["alpha=0,0.5", "discriminator_rank_input=sigmoid,raw"]`` -> ``{"alpha": [0, 0.5], ...}`` (each value
+    read as YAML: numbers, true / false, null, or text)."""
+    import yaml
+
+    sweep = {}
+    for item in items:
+        field, sep, values = item.partition("=")
+        field = field.strip()
+        if not sep or not field or not values.strip():
+            raise UsageError(f"--sweep: give FIELD=V1,V2,..., e.g. alpha=0,0.5,1,2; got {item!r}")
+        if field in sweep:
+            raise UsageError(f"--sweep: {field} is given twice; list all its values once")
+        parsed = []
+        for text in values.split(","):
+            try:
+                parsed.append(yaml.safe_load(text.strip()) if text.strip() else None)
+            except yaml.YAMLError:
+                parsed.append(text.strip())
+        sweep[field] = parsed
+    return sweep
+
+
+def _executor(args):
+    """The executor the arguments ask for; before anything is written (Ray absent: exit 2, one line)."""
+    from .executors import make_executor
+
+    if args.ray_address is not None and args.executor != "ray":
+        raise UsageError("--ray-address: only with --executor ray")
+    if args.ray_address is not None and args.workers is not None:
+        raise UsageError("--workers: a Ray cluster (--ray-address) brings its own CPUs and GPUs; drop --workers")
+    return make_executor(args.executor, workers=args.workers, ray_address=args.ray_address, threads=args.threads)
 
 
 class _Bars:
     """tqdm bars on stderr: one for the whole experiment (stages), one for the current phase."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, parallel: bool = False):
         self.enabled = enabled
+        self.parallel = parallel  # several units at once: no per-phase bar (it would flip between units)
         self.tty = sys.stderr.isatty()
         self.total_bar = None
         self.phase_bar = None
@@ -174,10 +229,15 @@ class _Bars:
     def __call__(self, event):
         if not self.enabled:
             return
+        setting = "" if event.setting is None else f"setting {event.setting} "
+        if event.kind == "failed":  # a unit of a parallel run failed; the others go on
+            self._close_phase()
+            print(f"{setting}trial {event.trial} {event.method}: failed: {event.message}", file=sys.stderr, flush=True)
+            return
         if not self.tty:  # a log file (e.g. a run started from the app): one line per finished stage
             if event.kind == "stage":
-                print(f"[{event.done}/{event.total}] trial {event.trial} {event.method} stage {event.stage}: "
-                      f"{event.record.labeled_count} labels, accuracy {event.record.accuracy:.4f}",
+                print(f"[{event.done}/{event.total}] {setting}trial {event.trial} {event.method} stage {event.stage}: "
+                      f"{event.labeled_count} labels, accuracy {event.accuracy:.4f}",
                       file=sys.stderr, flush=True)
             return
         from tqdm import tqdm
@@ -185,7 +245,7 @@ class _Bars:
         if event.kind == "start":
             self.total_bar = tqdm(total=event.total, initial=event.done, desc="stages", unit="stage",
                                   file=sys.stderr, position=0, dynamic_ncols=True)
-        elif event.kind == "phase":
+        elif event.kind == "phase" and not self.parallel:
             key = (event.trial, event.method, event.stage, event.phase)
             if key != self.phase_key:
                 self._close_phase()
@@ -199,8 +259,8 @@ class _Bars:
             self._close_phase()
             if self.total_bar is not None:
                 self.total_bar.update(1)
-                self.total_bar.set_postfix_str(f"last: {event.method} t{event.trial} s{event.stage} "
-                                               f"acc {event.record.accuracy:.3f}")
+                self.total_bar.set_postfix_str(f"last: {setting}{event.method} t{event.trial} s{event.stage} "
+                                               f"acc {event.accuracy:.3f}")
         elif event.kind == "finish":
             self.close()
 
@@ -228,8 +288,9 @@ def _estimate_or_refuse(spec, confirmed: bool, quiet: bool) -> None:
     if estimate.seconds > CONFIRM_ABOVE_S and not confirmed:
         raise UsageError(f"--yes: this run would take {estimate.describe()}; pass --yes to start it "
                          f"(above {format_duration(CONFIRM_ABOVE_S)})")
-    print(f"estimate: {estimate.describe()} ({spec.trials} trials x {len(spec.methods)} methods x "
-          f"{spec.config.stages} stages)", file=sys.stderr, flush=True)
+    settings = f"{len(spec.settings)} settings x " if spec.settings else ""
+    print(f"estimate: {estimate.describe()} ({settings}{spec.trials} trials x {len(spec.methods)} methods x "
+          f"{spec.config.stages} stages, one unit after another)", file=sys.stderr, flush=True)
 
 
 def _raise_interrupt(signum, frame):
@@ -263,13 +324,14 @@ def cmd_run(args) -> int:
     from . import store
     from .experiment import Experiment
 
+    executor = _executor(args)
     if args.threads is not None:  # bounded by the cores (see _threads), set before the estimate's probe
         import torch
 
         torch.set_num_threads(args.threads)
     if args.resume is not None:
         given = [f"--{k.replace('_', '-')}" for k in ("methods", "trials", "stages", "seed", "name", "pretrained",
-                                                      "epochs", "epochs_increment", "output")
+                                                      "epochs", "epochs_increment", "output", "sweep")
                  if getattr(args, k) is not None]
         if given:
             raise UsageError(f"--resume continues the run's own config in its own folder; drop {', '.join(given)} "
@@ -299,20 +361,24 @@ def cmd_run(args) -> int:
             torch.set_num_threads(threads)
     # SIGTERM (e.g. the app's Stop button) ends the run like Ctrl-C: status 'interrupted', resumable.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    bars = _Bars(not args.quiet)
+    from .executors import SequentialExecutor
+
+    bars = _Bars(not args.quiet, parallel=not isinstance(executor, SequentialExecutor))
+    units = experiment.unfinished_units()
 
     started = []
 
     def report(event):
         if event.kind == "start":  # said once the run holds its lock (a refusal before stays one line)
             started.append(True)
-            print(f"run folder: {experiment.run_dir}", file=sys.stderr, flush=True)
+            print(f"run folder: {experiment.run_dir} ({len(units)} unit(s) to run: "
+                  f"{executor.describe(experiment, units)})", file=sys.stderr, flush=True)
         if event.kind == "repair":  # always said, even with --quiet: the user should know what changed
             print(f"recomputing {event.message}", file=sys.stderr, flush=True)
         bars(event)
 
     try:
-        experiment.run(report)
+        experiment.run(report, executor=executor)
     except TavaalError as e:
         bars.close()
         if not started:  # refused before anything ran (busy, or a record folder leaving the run): exit 2
@@ -350,7 +416,11 @@ def _print_summary(run_dir):
     metric = statistics.metric_label(statistics.curve_metric(final))
     lines = [f"final stage ({int(final['labeled_count'].iloc[0])} labels): {metric} mean +- std over trials; "
              f"improvement over random (relative); paired t-test p"]
+    setting = None
     for row in final.itertuples():
+        if "setting_label" in final.columns and row.setting_label != setting:  # a sweep: grouped by setting
+            setting = row.setting_label
+            lines.append(f" {setting}:")
         std = "" if row.metric_std != row.metric_std else f" +- {row.metric_std:.4f}"
         imp = "" if row.improvement_mean != row.improvement_mean else f"  {row.improvement_mean:+.4f}"
         rel = "" if row.relative_improvement_mean != row.relative_improvement_mean \
@@ -378,6 +448,8 @@ def cmd_list(args) -> int:
             print(f"{r.name:<36} {'broken':<12} {r.error}")
         else:
             line = f"{r.name:<36} {r.state:<12} {r.dataset:<10} {r.trials:>6} {r.done:>5}/{r.total:<4}  {','.join(r.methods)}"
+            if r.settings:
+                line += f"  sweep: {len(r.settings)} settings of {', '.join(r.sweep)}"
             if r.state == "failed" and r.error:
                 line += f"  ({r.error})"
             print(line)
@@ -412,6 +484,11 @@ def cmd_summary(args) -> int:
         print(f"\npaired t-tests with p < 0.05: {len(sig)}")
         if len(sig):
             print(sig.to_string(index=False))
+        if statistics.has_settings(metrics):
+            between = statistics.setting_tests(metrics)
+            between = between[between["stage"] == between["stage"].max()] if len(between) else between
+            print("\nsettings against each other at the last stage (paired t-tests by trial):")
+            print(between.to_string(index=False) if len(between) else "(one setting so far)")
     return 0
 
 

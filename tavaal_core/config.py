@@ -55,7 +55,7 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     # Segmentation: the small encoder-decoder on the generated shapes (a CPU stage in seconds, bench/);
     # Cityscapes follows TA-VAAL 4.4 (DRN, SGD 1e-3, batch 4, 200 + 200 per stage; presets name sources).
     "shapes": dict(_IMAGE_SMALL, model="encdec", lr=3e-3, weight_decay=0.0, task_epochs=20, batch_size=16,
-                   initial_size=40, budget=20, vae_epochs=10, vae_batch_size=64),
+                   initial_size=40, budget=20, vae_epochs=5, vae_batch_size=128),
     "cityscapes": dict(_CIFAR, model="drn", lr=1e-3, weight_decay=5e-4, task_epochs=100, batch_size=4,
                        initial_size=200, budget=200, vae_epochs=100, vae_batch_size=4),
     # Caltech-101 (TA-VAAL 4.3): ResNet-18 on 224x224 images (ImageNet stem), 1,000 + 500 per stage.

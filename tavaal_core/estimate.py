@@ -199,9 +199,12 @@ def _timed(fn, at_least: float = 0.3, at_most: int = 20) -> float:
 
 
 def estimate_spec(spec, trials: int | None = None, methods=None) -> Estimate:
-    """Seconds for an experiment spec (every trial x method x stage) on this machine."""
+    """Seconds for an experiment spec (every setting x trial x method x stage) on this machine, one unit after
+    another (parallel workers share this compute time). A sweep's settings are estimated at the base config's
+    sizes."""
     methods = list(methods if methods is not None else spec.methods)
-    return estimate_config(spec.config, methods, trials if trials is not None else spec.trials)
+    settings = max(1, len(getattr(spec, "settings", ()) or ()))
+    return estimate_config(spec.config, methods, (trials if trials is not None else spec.trials) * settings)
 
 
 def estimate_config(config: ExperimentConfig, methods, trials: int = 1, stages=None) -> Estimate:

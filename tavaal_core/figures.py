@@ -613,10 +613,14 @@ def learning_curves(curves: pd.DataFrame, improvement: bool | None = None, p_val
     paired t-test gives p < ``alpha`` are starred, and every hover shows the p-value when there is one.
 
     ``curves``: tidy frame with ``CURVE_COLUMNS`` (``improvement_mean``/``p_value_vs_random`` may be NaN).
+    A sweep's frame also has ``setting_label``: one line per (method, setting), the method's colour with a
+    dash style per setting, improvement against random under the same setting.
     ``improvement``: None draws the second panel when any improvement is known."""
     missing = [c for c in CURVE_COLUMNS if c not in curves.columns]
     if missing:
         raise ValueError(f"curves lacks columns: {', '.join(missing)}")
+    if "setting_label" in curves.columns and curves["setting_label"].nunique() > 1:
+        return _sweep_learning_curves(curves, improvement, title, height, x, relative)
     # keep the methods in the order given (legend order), stages in order within each
     order = {m: i for i, m in enumerate(dict.fromkeys(curves["method"]))}
     df = curves.assign(_o=curves["method"].map(order)).sort_values(["_o", x]) if len(curves) else curves
@@ -683,6 +687,67 @@ def learning_curves(curves: pd.DataFrame, improvement: bool | None = None, p_val
     fig.update_yaxes(title=f"{name} (%)", row=1, col=1)
     fig.update_xaxes(title="labeled samples" if x == "labeled_count" else x, row=rows, col=1)
     return _layout(fig, title, height=height or (580 if rows == 2 else 420), legend_below=-0.1)
+
+
+_SETTING_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
+def _sweep_learning_curves(curves: pd.DataFrame, improvement: bool | None, title: str | None, height: int | None,
+                           x: str, relative: bool | None) -> go.Figure:
+    """``learning_curves`` for a sweep: a line per (method, setting); std bands would hide each other, so
+    the std is in the hover instead."""
+    settings = list(dict.fromkeys(curves["setting_label"]))
+    metric = curve_metric(curves)
+    name = metric_label(metric)
+    relative = (metric == "mean_iou") if relative is None else relative
+    gain = "relative_improvement_mean" if relative else "improvement_mean"
+    has_improvement = bool(curves[gain].notna().any())
+    improvement = has_improvement if improvement is None else (improvement and has_improvement)
+    rows = 2 if improvement else 1
+    gain_title = ("Relative improvement over random (% of random's " + name + ")" if relative
+                  else "Improvement over random (percentage points)")
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        row_heights=[0.62, 0.38] if rows == 2 else None,
+                        subplot_titles=["Test " + name, gain_title][:rows])
+    for m in dict.fromkeys(curves["method"]):
+        for k, setting in enumerate(settings):
+            d = curves[(curves["method"] == m) & (curves["setting_label"] == setting)].sort_values(x)
+            if d.empty:
+                continue
+            color, label = method_color(m), f"{method_label(m)} · {setting}"
+            dash = _SETTING_DASHES[k % len(_SETTING_DASHES)]
+            xs = d[x].to_numpy()
+            std = np.nan_to_num(100 * d["metric_std"].to_numpy(np.float64), nan=0.0)
+            pv = d["p_value_vs_random"].to_numpy(np.float64)
+            p_txt = ["" if not np.isfinite(p) else f"<br>p vs random = {p:.3g}" for p in pv]
+            custom = np.column_stack([d["stage"].to_numpy(), d["trials"].to_numpy(), std, p_txt])
+            meta = {"method": m, "setting": setting}
+            fig.add_trace(go.Scatter(
+                x=xs, y=100 * d["metric_mean"].to_numpy(np.float64), mode="lines+markers", name=label,
+                legendgroup=f"{m}|{setting}", line=dict(color=color, width=2.5, dash=dash), marker=dict(size=7),
+                customdata=custom,
+                hovertemplate="stage %{customdata[0]} · %{x} labeled<br>" + name + " %{y:.1f}%"
+                              "<br>%{customdata[1]} trial(s), std %{customdata[2]:.1f}%{customdata[3]}"
+                              "<extra>" + label + "</extra>",
+                meta=dict(meta, role="mean"),
+            ), row=1, col=1)
+            if rows == 2:
+                imp = 100 * d[gain].to_numpy(np.float64)
+                ok = np.isfinite(imp)
+                fig.add_trace(go.Scatter(
+                    x=xs[ok], y=imp[ok], mode="lines+markers", name=label, legendgroup=f"{m}|{setting}",
+                    showlegend=False, line=dict(color=color, width=2, dash=dash), marker=dict(size=6),
+                    customdata=np.array(p_txt, dtype=object)[ok],
+                    hovertemplate="%{x} labeled<br>%{y:+.1f} " + ("%" if relative else "points")
+                                  + "%{customdata}<extra>" + label + "</extra>",
+                    meta=dict(meta, role="improvement"),
+                ), row=2, col=1)
+    if rows == 2:
+        fig.add_hline(y=0, line=dict(color="#a0aec0", width=1), row=2, col=1)
+        fig.update_yaxes(title="%" if relative else "points", row=2, col=1)
+    fig.update_yaxes(title=f"{name} (%)", row=1, col=1)
+    fig.update_xaxes(title="labeled samples" if x == "labeled_count" else x, row=rows, col=1)
+    return _layout(fig, title, height=height or (620 if rows == 2 else 460), legend_below=-0.1)
 
 
 # -- what-if ----------------------------------------------------------------------------------------------

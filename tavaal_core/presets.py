@@ -10,6 +10,10 @@ A preset is a JSON file in ``assets/presets/`` (or ``$TAVAAL_PRESETS_DIR``)::
 
 An experiment file given to ``--config`` has the same shape, or is a flat ExperimentConfig mapping with
 optional ``methods`` (list or comma-separated) and ``trials`` keys next to the config fields.
+
+Either shape may sweep config fields: ``"sweep": {"alpha": [0, 0.5, 1, 2]}``, or simply a list where a
+field takes one value (``alpha: [0, 0.5, 1, 2]``; ``class_counts``, itself a list, is swept only under
+``sweep``). Every combination of the swept values is a setting, run for every method and trial.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from .config import ExperimentConfig
 from .errors import ConfigError
 from .experiment import ExperimentSpec
 
-PRESET_KEYS = ("description", "config", "methods", "trials", "notes")
+PRESET_KEYS = ("description", "config", "methods", "trials", "notes", "sweep")
 _CONFIG_FIELDS = set(ExperimentConfig.__dataclass_fields__)
 
 
@@ -86,7 +90,8 @@ def spec_from_mapping(data: dict, preset: str | None = None, field: str = "confi
             raise ConfigError(unknown[0], f"unknown experiment field; allowed: {', '.join(PRESET_KEYS)}")
         spec_data = data
     else:
-        extra = {k: data.pop(k) for k in ("methods", "trials", "description", "notes", "preset", "name") if k in data}
+        extra = {k: data.pop(k) for k in ("methods", "trials", "description", "notes", "preset", "name", "sweep")
+                 if k in data}
         spec_data = {"config": data, **extra}
     spec_data = dict(spec_data)
     spec_data["preset"] = preset if preset is not None else spec_data.get("preset")

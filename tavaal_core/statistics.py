@@ -15,6 +15,11 @@ trials both have.
 - Paired t-test p-values (``scipy.stats.ttest_rel``, two-sided) per stage against random and between
   any two methods (Godwin et al. 2022 reports p < 0.05 cases). NaN when fewer than 2 paired trials or when the
   paired differences have zero variance (the test is undefined there).
+
+A sweep's metrics carry ``setting`` (index) and ``setting_label``: curves and tests between methods are
+then computed within each setting (a ``setting`` and ``setting_label`` column lead the result), and
+:func:`setting_tests` compares the settings of each method. Trial t uses the same seed under every setting,
+so settings are paired by trial as methods are.
 """
 from __future__ import annotations
 
@@ -76,6 +81,38 @@ def _check(metrics: pd.DataFrame, metric: str | None = None) -> str:
     return metric
 
 
+SETTING_TEST_COLUMNS = ("method", "stage", "labeled_count", "setting_a", "setting_b", "trials", "mean_difference",
+                        "p_value")
+
+
+def has_settings(metrics: pd.DataFrame) -> bool:
+    """Whether ``metrics`` come from a sweep (a ``setting`` column with values)."""
+    return "setting" in metrics.columns and bool(metrics["setting"].notna().any())
+
+
+def setting_groups(metrics: pd.DataFrame):
+    """(setting index, label, rows) per sweep setting in index order; one ``(None, "", metrics)`` without a sweep."""
+    if not has_settings(metrics):
+        yield None, "", metrics
+        return
+    for setting, rows in metrics.groupby("setting", sort=True):
+        label = str(rows["setting_label"].iloc[0]) if "setting_label" in rows.columns else f"setting {setting}"
+        yield int(setting), label, rows
+
+
+def _per_setting(metrics: pd.DataFrame, compute, columns) -> pd.DataFrame:
+    """``compute(rows without the setting column)`` per setting, with ``setting, setting_label`` in front."""
+    frames = []
+    for setting, label, rows in setting_groups(metrics):
+        frame = compute(rows.drop(columns=["setting"]))
+        frame.insert(0, "setting_label", label)
+        frame.insert(0, "setting", setting)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["setting", "setting_label", *columns])
+    return pd.concat(frames, ignore_index=True)
+
+
 def _method_order(metrics: pd.DataFrame, methods=None) -> list[str]:
     present = list(dict.fromkeys(metrics["method"].tolist()))
     if methods is None:
@@ -98,6 +135,8 @@ def learning_curve_frame(metrics: pd.DataFrame, baseline: str = BASELINE, method
     :func:`headline_metric`. Improvements and p-value are against ``baseline`` (random), paired by trial;
     the baseline's own rows have improvement 0 and p NaN; without a baseline they are NaN."""
     metric = _check(metrics, metric)
+    if has_settings(metrics):  # a sweep: one curve per (setting, method), against random under the same setting
+        return _per_setting(metrics, lambda rows: learning_curve_frame(rows, baseline, methods, metric), CURVE_COLUMNS)
     rows = []
     if metrics.empty:
         return pd.DataFrame(columns=list(CURVE_COLUMNS))
@@ -147,6 +186,8 @@ def pairwise_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None
     """Paired t-tests of the metric (default: the headline one) between every two methods, per stage (or at
     one stage): ``stage, labeled_count, method_a, method_b, trials, mean_difference (a - b), p_value``."""
     metric = _check(metrics, metric)
+    if has_settings(metrics):  # within each setting of a sweep
+        return _per_setting(metrics, lambda rows: pairwise_tests(rows, stage, methods, metric), PAIRWISE_COLUMNS)
     rows = []
     if metrics.empty:
         return pd.DataFrame(columns=list(PAIRWISE_COLUMNS))
@@ -170,8 +211,41 @@ def pairwise_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None
     return pd.DataFrame(rows, columns=list(PAIRWISE_COLUMNS))
 
 
+def setting_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None,
+                  metric: str | None = None) -> pd.DataFrame:
+    """A sweep's settings against each other: for every method and stage, paired t-tests (by trial) of the
+    metric between every two settings: ``method, stage, labeled_count, setting_a, setting_b, trials,
+    mean_difference (a - b), p_value``. Empty without a sweep."""
+    metric = _check(metrics, metric)
+    groups = list(setting_groups(metrics))
+    if not has_settings(metrics) or len(groups) < 2:
+        return pd.DataFrame(columns=list(SETTING_TEST_COLUMNS))
+    labels = [label for _, label, _ in groups]
+    rows = []
+    for method in _method_order(metrics, methods):
+        at_method = metrics[metrics["method"] == method]
+        stages = sorted(at_method["stage"].unique()) if stage is None else [stage]
+        for s in stages:
+            at = at_method[at_method["stage"] == s]
+            table = at.pivot_table(index="trial", columns="setting_label", values=metric, aggfunc="first")
+            labeled = at.groupby("setting_label")["labeled_count"].first()
+            for a, b in itertools.combinations([lab for lab in labels if lab in table.columns], 2):
+                paired = table[[a, b]].dropna()
+                rows.append({
+                    "method": method, "stage": int(s), "labeled_count": int(labeled[a]), "setting_a": a,
+                    "setting_b": b, "trials": int(len(paired)),
+                    "mean_difference": float((paired[a] - paired[b]).mean()) if len(paired) else math.nan,
+                    "p_value": paired_t_test(paired[a].to_numpy(), paired[b].to_numpy()),
+                })
+    return pd.DataFrame(rows, columns=list(SETTING_TEST_COLUMNS))
+
+
 def p_value_matrix(metrics: pd.DataFrame, stage: int, methods=None, metric: str | None = None) -> pd.DataFrame:
-    """Symmetric (method x method) matrix of paired t-test p-values at one stage (NaN on the diagonal)."""
+    """Symmetric (method x method) matrix of paired t-test p-values at one stage (NaN on the diagonal).
+    Give a sweep's metrics one setting at a time (``setting_groups``)."""
+    if has_settings(metrics) and metrics["setting"].nunique() > 1:
+        raise ValueError("p_value_matrix takes one setting of a sweep; split the metrics with setting_groups")
+    metrics = metrics.drop(columns=["setting"]) if "setting" in metrics.columns else metrics
     tests = pairwise_tests(metrics, stage=stage, methods=methods, metric=metric)
     order = _method_order(metrics, methods)
     present = [m for m in order if m in set(metrics.loc[metrics["stage"] == stage, "method"])]
@@ -218,6 +292,10 @@ def curve_table(curves: pd.DataFrame) -> pd.DataFrame:
                "p vs random", "trials"]
     if curves.empty:
         return pd.DataFrame(columns=columns)
+    if "setting_label" in curves.columns:  # a sweep: which setting each row is
+        table = curve_table(curves.drop(columns=["setting", "setting_label"], errors="ignore"))
+        table.insert(0, "setting", curves["setting_label"].to_numpy())
+        return table
     return pd.DataFrame(dict(zip(columns, (
         curves["method"], curves["stage"], curves["labeled_count"], (100 * curves["metric_mean"]).round(1),
         (100 * curves["metric_std"]).round(1), (100 * curves["improvement_mean"]).round(1),

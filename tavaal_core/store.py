@@ -8,6 +8,14 @@ Layout of a run folder::
     <run>/metrics.parquet      one row per (trial, method, stage): accuracy, labeled_count, entropy, timings
     <run>/records/<method>/trial<t>/stage<s>.json   a StageRecord's scalars (+ trial, seed)
     <run>/records/<method>/trial<t>/stage<s>.npz    its arrays (np.savez_compressed; read with allow_pickle=False)
+    <run>/records/<method>/trial<t>/unit.json       the unit's progress: state, stage, phase, host, pid, worker
+
+A sweep (``config.json``'s ``sweep``: lists of values for config fields) runs every combination ("setting")
+as its own units; setting ``k`` keeps its records in ``<run>/records/setting<k>/<method>/trial<t>/`` and
+``<run>/records/setting<k>/setting.json`` names its values. One (setting, trial, method) is a *unit*: its
+folder is written by one process only (the driver's loop, a local worker or a Ray task), while
+``status.json`` and ``metrics.parquet`` are written by the driver only, so concurrent units never write
+the same file.
 
 Each stage JSON names the SHA-256 of its NPZ (``npz_sha256``) and carries one of its own content
 (``sha256``), so a truncated, edited or swapped-in file is found when the record is read: reading
@@ -57,6 +65,10 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 _STAGE_RE = re.compile(r"^stage(\d+)\.json$")
 _TRIAL_RE = re.compile(r"^trial(\d+)$")
 _METHOD_RE = re.compile(r"^[a-z0-9_]{1,64}$")  # registered method names; never a path
+_SETTING_RE = re.compile(r"^setting(\d+)$")
+UNIT_FILE = "unit.json"
+SETTING_FILE = "setting.json"
+UNIT_STATES = ("done", "running", "failed", "waiting")
 
 # Metric columns every row carries (timings are added as ``time_<phase>`` columns).
 METRIC_COLUMNS = ("trial", "seed", "method", "stage", "labeled_count", "accuracy", "mean_iou", "class_entropy",
@@ -435,15 +447,30 @@ def effective_state(status: dict, run_dir=None) -> str:
 
 
 # -- records -----------------------------------------------------------------------------------------
-def record_paths(run_dir, method: str, trial: int, stage: int) -> tuple[Path, Path]:
-    """Where a stage record lives. ``method`` must be a method name (never a path), ``trial`` and ``stage``
-    whole numbers >= 0, and the folder must stay inside the run folder."""
+def setting_dir(run_dir, setting: int | None) -> Path:
+    """Where a setting's units live: ``records/`` for a run without a sweep, else ``records/setting<k>/``."""
+    root = Path(run_dir) / RECORDS_DIR
+    if setting is None:
+        return root
+    if isinstance(setting, bool) or not isinstance(setting, (int, np.integer)) or setting < 0:
+        raise StoreError(f"{run_dir}: setting {setting!r} is not a whole number >= 0")
+    return root / f"setting{int(setting)}"
+
+
+def unit_dir(run_dir, method: str, trial: int, setting: int | None = None) -> Path:
+    """The folder of one unit (setting, trial, method): its stage records and its ``unit.json``."""
+    return record_paths(run_dir, method, trial, 0, setting)[0].parent
+
+
+def record_paths(run_dir, method: str, trial: int, stage: int, setting: int | None = None) -> tuple[Path, Path]:
+    """Where a stage record lives. ``method`` must be a method name (never a path), ``trial``, ``stage``
+    (and a sweep's ``setting``) whole numbers >= 0, and the folder must stay inside the run folder."""
     if not isinstance(method, str) or not _METHOD_RE.match(method):
         raise StoreError(f"{run_dir}: {method!r} is not a method name; refused as a record path")
     for name, value in (("trial", trial), ("stage", stage)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise StoreError(f"{run_dir}: {name} {value!r} is not a whole number >= 0")
-    folder = Path(run_dir) / RECORDS_DIR / method / f"trial{int(trial)}"
+    folder = setting_dir(run_dir, setting) / method / f"trial{int(trial)}"
     if folder.exists() or folder.is_symlink():
         inside(run_dir, folder)
     return folder / f"stage{int(stage)}.json", folder / f"stage{int(stage)}.npz"
@@ -457,13 +484,16 @@ def _content_sha256(payload: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def save_record(run_dir, trial: int, record: StageRecord, seed: int | None = None) -> tuple[Path, Path]:
+def save_record(run_dir, trial: int, record: StageRecord, seed: int | None = None, setting: int | None = None,
+                setting_values: dict | None = None) -> tuple[Path, Path]:
     """Write one stage's record: arrays first, then the scalars (whose presence marks the stage done),
-    which name the arrays' SHA-256 and carry their own."""
+    which name the arrays' SHA-256 and carry their own. A sweep's record also names its setting (index and
+    values), so the metrics table can be rebuilt from the records alone."""
     scalars, arrays = record.split()
-    json_path, npz_path = record_paths(run_dir, record.method, trial, record.stage)
+    json_path, npz_path = record_paths(run_dir, record.method, trial, record.stage, setting)
     npz_sha256 = atomic_write_npz(npz_path, arrays)
-    payload = {"format": FORMAT_VERSION, "trial": int(trial), "seed": seed,
+    extra = {} if setting is None else {"setting": int(setting), "setting_values": dict(setting_values or {})}
+    payload = {"format": FORMAT_VERSION, "trial": int(trial), "seed": seed, **extra,
                "selected_count": int(len(record.selected)), "candidate_count": int(len(record.candidates)),
                **scalars, "npz_sha256": npz_sha256}
     payload = json.loads(json.dumps(payload, default=_json_default))  # plain JSON types, as a reader sees them
@@ -472,10 +502,11 @@ def save_record(run_dir, trial: int, record: StageRecord, seed: int | None = Non
     return json_path, npz_path
 
 
-def load_record_scalars(run_dir, method: str, trial: int, stage: int, seed: int | None = None) -> dict:
+def load_record_scalars(run_dir, method: str, trial: int, stage: int, seed: int | None = None,
+                        setting: int | None = None) -> dict:
     """A stage JSON's scalars, checked: readable, its own checksum, and that it is the record of this
     (method, trial, stage) (and ``seed``, when given). A failing one raises :class:`DamagedRecord`."""
-    json_path, _ = record_paths(run_dir, method, trial, stage)
+    json_path, _ = record_paths(run_dir, method, trial, stage, setting)
     if not json_path.is_file():
         raise DamagedRecord(json_path, "file is missing")
     try:
@@ -495,14 +526,17 @@ def load_record_scalars(run_dir, method: str, trial: int, stage: int, seed: int 
                                        f"{scalars.get('trial')}), expected stage {stage} of {method!r} (trial {trial})")
     if seed is not None and scalars.get("seed") is not None and scalars["seed"] != seed:
         raise DamagedRecord(json_path, f"was made with seed {scalars['seed']}, this trial's seed is {seed}")
+    if scalars.get("setting", setting) != setting:
+        raise DamagedRecord(json_path, f"holds setting {scalars.get('setting')}, expected setting {setting}")
     return scalars
 
 
-def load_record(run_dir, method: str, trial: int, stage: int, seed: int | None = None) -> StageRecord:
+def load_record(run_dir, method: str, trial: int, stage: int, seed: int | None = None,
+                setting: int | None = None) -> StageRecord:
     """One stage record, verified (see :func:`load_record_scalars`; its NPZ must match the JSON's
     checksum). A damaged record raises :class:`DamagedRecord` naming the file."""
-    json_path, npz_path = record_paths(run_dir, method, trial, stage)
-    scalars = load_record_scalars(run_dir, method, trial, stage, seed)
+    json_path, npz_path = record_paths(run_dir, method, trial, stage, setting)
+    scalars = load_record_scalars(run_dir, method, trial, stage, seed, setting)
     try:
         arrays = read_npz(npz_path, sha256=scalars.get("npz_sha256") or None)
     except DamagedRecord:
@@ -515,31 +549,32 @@ def load_record(run_dir, method: str, trial: int, stage: int, seed: int | None =
         raise DamagedRecord(json_path, f"does not hold a complete stage record ({e})") from None
 
 
-def finished_stages(run_dir, method: str, trial: int) -> int:
+def finished_stages(run_dir, method: str, trial: int, setting: int | None = None) -> int:
     """How many stages (0, 1, ... without gaps) of (method, trial) are on disk (files present; their
     content is checked when read)."""
     stage = 0
     while True:
-        json_path, npz_path = record_paths(run_dir, method, trial, stage)
+        json_path, npz_path = record_paths(run_dir, method, trial, stage, setting)
         if not (json_path.is_file() and npz_path.is_file()):
             return stage
         stage += 1
 
 
-def load_records(run_dir, method: str, trial: int, stages: int | None = None) -> list[StageRecord]:
+def load_records(run_dir, method: str, trial: int, stages: int | None = None,
+                 setting: int | None = None) -> list[StageRecord]:
     """The finished stages 0, 1, ... of (method, trial), verified. A stage missing before a later one
     (a lost file, not an unfinished run) raises :class:`DamagedRecord` naming it."""
-    n = finished_stages(run_dir, method, trial)
+    n = finished_stages(run_dir, method, trial, setting)
     if stages is not None:
         n = min(n, stages)
     if stages is None or n < stages:
-        json_path, npz_path = record_paths(run_dir, method, trial, n)
+        json_path, npz_path = record_paths(run_dir, method, trial, n, setting)
         later = [int(m.group(1)) for p in (json_path.parent.iterdir() if json_path.parent.is_dir() else [])
                  for m in [re.match(r"^stage(\d+)\.(json|npz)$", p.name)] if m]
         if any(s > n for s in later) or (json_path.is_file() != npz_path.is_file()):
             missing = npz_path if json_path.is_file() else json_path
             raise DamagedRecord(missing, "file is missing")
-    return [load_record(run_dir, method, trial, s) for s in range(n)]
+    return [load_record(run_dir, method, trial, s, setting=setting) for s in range(n)]
 
 
 def _record_dirs(folder: Path) -> list[Path]:
@@ -547,15 +582,21 @@ def _record_dirs(folder: Path) -> list[Path]:
     return [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.is_symlink()] if folder.is_dir() else []
 
 
-def stored_methods(run_dir) -> list[str]:
-    return [p.name for p in _record_dirs(Path(run_dir) / RECORDS_DIR) if _METHOD_RE.match(p.name)]
+def stored_methods(run_dir, setting: int | None = None) -> list[str]:
+    return [p.name for p in _record_dirs(setting_dir(run_dir, setting)) if _METHOD_RE.match(p.name)]
 
 
-def stored_trials(run_dir, method: str | None = None) -> list[int]:
+def stored_settings(run_dir) -> list[int]:
+    """The sweep settings with a folder on disk (empty for a run without a sweep)."""
+    return sorted(int(m.group(1)) for p in _record_dirs(Path(run_dir) / RECORDS_DIR)
+                  if (m := _SETTING_RE.match(p.name)))
+
+
+def stored_trials(run_dir, method: str | None = None, setting: int | None = None) -> list[int]:
     """Trials with at least one finished stage (for any method, or for ``method``)."""
     trials = set()
-    for m in ([method] if method else stored_methods(run_dir)):
-        for p in _record_dirs(Path(run_dir) / RECORDS_DIR / m):
+    for m in ([method] if method else stored_methods(run_dir, setting)):
+        for p in _record_dirs(setting_dir(run_dir, setting) / m):
             match = _TRIAL_RE.match(p.name)
             if match and (p / "stage0.json").is_file():
                 trials.add(int(match.group(1)))
@@ -567,13 +608,15 @@ def _run_methods(run_dir) -> list[str]:
     return list(validated_spec(run_dir).methods)
 
 
-def load_trial_records(run_dir, trial: int = 0, methods: Iterable[str] | None = None) -> dict[str, list[StageRecord]]:
-    """One trial of a run in the shape the app's views take: ``{method: [StageRecord per stage]}`` (the
-    finished stages of each method, in the run's method order; methods without any stage are left out)."""
+def load_trial_records(run_dir, trial: int = 0, methods: Iterable[str] | None = None,
+                       setting: int | None = None) -> dict[str, list[StageRecord]]:
+    """One trial of a run (of one sweep setting) in the shape the app's views take: ``{method: [StageRecord
+    per stage]}`` (the finished stages of each method, in the run's method order; methods without any stage
+    are left out)."""
     run_dir = require_run_dir(run_dir)
     out = {}
     for method in (list(methods) if methods is not None else _run_methods(run_dir)):
-        records = load_records(run_dir, method, trial)
+        records = load_records(run_dir, method, trial, setting=setting)
         if records:
             out[method] = records
     return out
@@ -592,16 +635,17 @@ def records_signature(run_dir) -> tuple:
     return tuple(out)
 
 
-def stage_gaps(run_dir, method: str, trial: int, stages: int, seed: int | None = None) -> dict:
+def stage_gaps(run_dir, method: str, trial: int, stages: int, seed: int | None = None,
+               setting: int | None = None) -> dict:
     """The stages of (method, trial) that need computing: ``{stage: DamagedRecord or None}``, None for a
     stage not reached yet. Every stage up to the last whose JSON exists (the mark of a finished stage) is
     read and verified; one that fails is damaged. Past it, stray files are a killed writer's (unfinished)."""
-    done = [record_paths(run_dir, method, trial, s)[0].is_file() for s in range(stages)]
+    done = [record_paths(run_dir, method, trial, s, setting)[0].is_file() for s in range(stages)]
     last = max((s for s, there in enumerate(done) if there), default=-1)
     gaps: dict = {s: None for s in range(last + 1, stages)}
     for stage in range(last + 1):
         try:
-            load_record(run_dir, method, trial, stage, seed=seed)
+            load_record(run_dir, method, trial, stage, seed=seed, setting=setting)
         except DamagedRecord as e:
             gaps[stage] = e
     return dict(sorted(gaps.items()))
@@ -612,9 +656,116 @@ def check_records(run_dir, spec=None) -> list[DamagedRecord]:
     (see :func:`stage_gaps`). Reads every NPZ."""
     run_dir = require_run_dir(run_dir)
     spec = spec if spec is not None else validated_spec(run_dir)
-    return [damage for trial in range(spec.trials) for method in spec.methods
-            for damage in stage_gaps(run_dir, method, trial, spec.stages, spec.trial_seed(trial)).values()
+    return [damage for unit in spec.units()
+            for damage in stage_gaps(run_dir, unit.method, unit.trial, spec.stages, spec.trial_seed(unit.trial),
+                                     unit.setting).values()
             if damage is not None]
+
+
+# -- units: one (setting, trial, method) each -------------------------------------------------------------
+@dataclass(frozen=True, order=True)
+class Unit:
+    """One independent piece of a run: a method's trial under one sweep setting (None: no sweep)."""
+
+    setting: int | None
+    trial: int
+    method: str
+
+    @property
+    def key(self) -> str:
+        """The unit's folder below ``records/``: ``lloss/trial0`` or ``setting1/lloss/trial0``."""
+        head = "" if self.setting is None else f"setting{self.setting}/"
+        return f"{head}{self.method}/trial{self.trial}"
+
+    def folder(self, run_dir) -> Path:
+        return unit_dir(run_dir, self.method, self.trial, self.setting)
+
+    def finished(self, run_dir, stages: int | None = None) -> int:
+        n = finished_stages(run_dir, self.method, self.trial, self.setting)
+        return n if stages is None else min(n, stages)
+
+    def to_list(self) -> list:
+        return [self.setting, self.trial, self.method]
+
+    @classmethod
+    def from_list(cls, values) -> "Unit":
+        setting, trial, method = values
+        return cls(None if setting is None else int(setting), int(trial), str(method))
+
+
+def spec_units(spec: dict) -> list[Unit]:
+    """The units of a spec mapping (``config.json``), in the order a sequential run takes them: setting by
+    setting, trial by trial, the methods in their order."""
+    settings = sweep_settings(spec.get("sweep")) or [None]
+    methods = [str(m) for m in spec["methods"]]
+    return [Unit(None if values is None else k, t, m) for k, values in enumerate(settings)
+            for t in range(int(spec["trials"])) for m in methods]
+
+
+def write_unit_status(run_dir, unit: Unit, status: dict) -> None:
+    """The unit's ``unit.json`` (written by the one process running the unit, or by the driver once that
+    process is gone)."""
+    atomic_write_json(unit.folder(run_dir) / UNIT_FILE, dict(status, unit=unit.key, updated=now_iso()))
+
+
+def read_unit_status(run_dir, unit: Unit) -> dict:
+    """The unit's ``unit.json``; ``{}`` when it has none or it cannot be read (progress is advisory: the
+    stage records are the truth)."""
+    try:
+        data = read_json(inside(run_dir, unit.folder(run_dir) / UNIT_FILE))
+    except StoreError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_setting_file(run_dir, setting: int, values: dict) -> None:
+    """``records/setting<k>/setting.json``: the values of a sweep setting, beside its units."""
+    path = setting_dir(run_dir, setting) / SETTING_FILE
+    atomic_write_json(path, {"setting": int(setting), "label": setting_label(values), "values": dict(values)})
+
+
+def unit_progress(run_dir, status: dict | None = None) -> list[dict]:
+    """One row per unit of the run: ``setting`` (index or None), ``setting_label``, ``trial``, ``method``,
+    ``state`` (done | running | failed | waiting), ``done`` / ``stages``, ``stage`` and ``phase`` in progress,
+    ``where`` (host, worker, device), ``error``. A unit whose unit.json says running while no driver runs
+    the run is waiting (it continues on resume)."""
+    run_dir = require_run_dir(run_dir)
+    spec = read_spec(run_dir)
+    stages = int(spec["config"].get("stages", 0) or 0)
+    settings = sweep_settings(spec.get("sweep"))
+    if status is None:
+        try:
+            status = read_status(run_dir)
+        except StoreError:
+            status = {"state": "created"}
+    live = effective_state(status, run_dir) == "running"
+    session = status.get("session")
+    rows = []
+    for unit in spec_units(spec):
+        done = unit.finished(run_dir, stages)
+        info = read_unit_status(run_dir, unit)
+        # while a driver runs the run, only this session's word counts: a unit that failed in an earlier
+        # session waits to be rerun
+        this_session = not live or not session or info.get("session") == session
+        if done >= stages:
+            state = "done"
+        elif info.get("state") == "running" and live and this_session:
+            state = "running"
+        elif info.get("state") == "failed" and this_session:
+            state = "failed"
+        else:
+            state = "waiting"
+        where = ", ".join(str(info[k]) for k in ("host", "worker", "device") if info.get(k)) if info else ""
+        rows.append({
+            "unit": unit.key, "setting": unit.setting,
+            "setting_label": setting_label(settings[unit.setting]) if unit.setting is not None else "",
+            "trial": unit.trial, "method": unit.method, "state": state, "done": done, "stages": stages,
+            "stage": info.get("stage") if state == "running" else None,
+            "phase": (info.get("phase") or "starting") if state == "running" else "",
+            "fraction": float(info.get("fraction") or 0.0) if state == "running" else 0.0,
+            "where": where, "error": str(info.get("error") or "") if state == "failed" else "",
+        })
+    return rows
 
 
 # -- metrics -----------------------------------------------------------------------------------------
@@ -622,8 +773,32 @@ def _phase_column(phase: str) -> str:
     return "time_" + re.sub(r"[^a-z0-9]+", "_", phase.lower()).strip("_")
 
 
+def _show_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True, default=_json_default)
+    return str(value)
+
+
+def setting_label(values: dict) -> str:
+    """A sweep setting as people write it: ``alpha=0.5, discriminator_rank_input=raw``."""
+    return ", ".join(f"{name}={_show_value(value)}" for name, value in values.items())
+
+
+def sweep_settings(sweep: dict | None) -> list[dict]:
+    """Every combination of a sweep's values, in order (the first field varies slowest); ``[]`` without a sweep."""
+    import itertools
+
+    if not sweep:
+        return []
+    fields = list(sweep)
+    return [dict(zip(fields, combo)) for combo in itertools.product(*(list(sweep[f]) for f in fields))]
+
+
 def metrics_row(scalars: dict, trial: int | None = None, seed: int | None = None) -> dict:
-    """One metrics row from a record's scalars (a StageRecord.split()[0] or a stored stage JSON)."""
+    """One metrics row from a record's scalars (a StageRecord.split()[0] or a stored stage JSON). A sweep's
+    row also carries ``setting`` (its index), ``setting_label`` and one column per swept field."""
     timings = scalars.get("timings") or {}
     row = {
         "trial": int(scalars.get("trial", trial) if trial is None else trial),
@@ -642,11 +817,20 @@ def metrics_row(scalars: dict, trial: int | None = None, seed: int | None = None
     }
     for phase, seconds in timings.items():
         row[_phase_column(phase)] = float(seconds)
+    if scalars.get("setting") is not None:
+        values = dict(scalars.get("setting_values") or {})
+        row["setting"] = int(scalars["setting"])
+        row["setting_label"] = setting_label(values)
+        for name, value in values.items():
+            row.setdefault(name, _show_value(value) if isinstance(value, (dict, list, tuple)) else value)
     return row
 
 
-def record_metrics_row(record: StageRecord, trial: int, seed: int | None) -> dict:
+def record_metrics_row(record: StageRecord, trial: int, seed: int | None, setting: int | None = None,
+                       setting_values: dict | None = None) -> dict:
     scalars, _ = record.split()
+    if setting is not None:
+        scalars = dict(scalars, setting=setting, setting_values=dict(setting_values or {}))
     row = metrics_row(scalars, trial, seed)
     row["selected_count"] = int(len(record.selected))
     row["candidate_count"] = int(len(record.candidates))
@@ -660,11 +844,12 @@ def _rows_frame(rows: list[dict]):
     for col in METRIC_COLUMNS:
         if col not in frame.columns:
             frame[col] = pd.Series(dtype="float64")
+    keys = (["setting"] if "setting" in frame.columns else []) + ["trial", "method", "stage"]
     if len(frame):
-        frame = frame.sort_values(["trial", "method", "stage"], kind="stable").reset_index(drop=True)
+        frame = frame.sort_values(keys, kind="stable").reset_index(drop=True)
     for col in ("selected_count", "candidate_count", "seed"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
-    front = [c for c in METRIC_COLUMNS]
+    front = list(METRIC_COLUMNS) + [c for c in ("setting", "setting_label") if c in frame.columns]
     return frame[front + sorted(c for c in frame.columns if c not in front)]
 
 
@@ -673,32 +858,34 @@ def write_metrics(run_dir, rows: list[dict]) -> None:
     atomic_write(Path(run_dir) / METRICS_FILE, lambda f: frame.to_parquet(f, index=False))
 
 
-def _stage_json_files(run_dir) -> list[tuple[str, int, int, Path]]:
+def _stage_json_files(run_dir) -> list[tuple[int | None, str, int, int, Path]]:
+    """(setting, method, trial, stage, json path) of every complete stage record on disk."""
     out = []
     root = Path(run_dir) / RECORDS_DIR
     if not root.is_dir():
         return out
-    for mdir in _record_dirs(root):
-        if not _METHOD_RE.match(mdir.name):
-            continue
-        for tdir in _record_dirs(mdir):
-            tm = _TRIAL_RE.match(tdir.name)
-            if not tm:
+    for setting in [None] + stored_settings(run_dir):
+        for mdir in _record_dirs(setting_dir(run_dir, setting)):
+            if not _METHOD_RE.match(mdir.name):
                 continue
-            for f in tdir.iterdir():
-                sm = _STAGE_RE.match(f.name)
-                if sm and f.with_suffix(".npz").is_file():
-                    out.append((mdir.name, int(tm.group(1)), int(sm.group(1)), f))
+            for tdir in _record_dirs(mdir):
+                tm = _TRIAL_RE.match(tdir.name)
+                if not tm:
+                    continue
+                for f in tdir.iterdir():
+                    sm = _STAGE_RE.match(f.name)
+                    if sm and f.with_suffix(".npz").is_file():
+                        out.append((setting, mdir.name, int(tm.group(1)), int(sm.group(1)), f))
     return out
 
 
 def metrics_rows_from_records(run_dir) -> list[dict]:
-    """Metrics rows rebuilt from the stored stage JSONs (scalars only; arrays are not read)."""
+    """Metrics rows rebuilt from the stored stage JSONs (scalars only; arrays are not read). The driver
+    writes ``metrics.parquet`` from these, so the table never depends on which process ran which unit."""
     rows = []
-    for method, trial, stage, _ in _stage_json_files(run_dir):
-        scalars = load_record_scalars(run_dir, method, trial, stage)
-        row = metrics_row(scalars, trial)
-        rows.append(row)
+    for setting, method, trial, stage, _ in _stage_json_files(run_dir):
+        scalars = load_record_scalars(run_dir, method, trial, stage, setting=setting)
+        rows.append(metrics_row(scalars, trial))
     return rows
 
 
@@ -722,12 +909,16 @@ def load_metrics(run_dir):
     """The run's metrics as a DataFrame (one row per trial/method/stage). Read from ``metrics.parquet``;
     rebuilt from the stage records (which are the truth) when that file is missing, damaged or does not
     hold the same stages as they do (a run killed between writing a record and the table)."""
+    import pandas as pd
+
     run_dir = require_run_dir(run_dir)
-    on_disk = {(trial, method, stage) for method, trial, stage, _ in _stage_json_files(run_dir)}
+    on_disk = {(setting, trial, method, stage) for setting, method, trial, stage, _ in _stage_json_files(run_dir)}
     frame = read_metrics_table(run_dir)
     if frame is not None and len(frame) == len(on_disk):
         try:
-            keys = set(zip(frame["trial"].astype(int), frame["method"].astype(str), frame["stage"].astype(int)))
+            settings = [None if pd.isna(k) else int(k) for k in frame["setting"]] if "setting" in frame.columns \
+                else [None] * len(frame)
+            keys = set(zip(settings, frame["trial"].astype(int), frame["method"].astype(str), frame["stage"].astype(int)))
         except (TypeError, ValueError):
             keys = set()
         if keys == on_disk:
@@ -815,6 +1006,10 @@ class RunInfo:
     pid: int | None = None
     current: dict = field(default_factory=dict)
     run_seconds: float = 0.0  # wall-clock seconds the run's processes have spent so far (all sessions)
+    sweep: dict = field(default_factory=dict)  # field -> values (empty: no sweep)
+    settings: list = field(default_factory=list)  # every combination of the sweep's values, in order
+    executor: str = ""  # how the last session ran its units: sequential | local (N workers) | ray (address)
+    running: list = field(default_factory=list)  # the units in progress (parallel runs): unit, stage, phase, where
 
     @property
     def progress(self) -> float:
@@ -830,6 +1025,7 @@ class RunInfo:
     def as_row(self) -> dict:
         return {"name": self.name, "state": self.state, "dataset": self.dataset,
                 "methods": ", ".join(self.methods), "trials": self.trials, "stages": self.stages,
+                "settings": len(self.settings) or 1,
                 "progress": f"{self.done}/{self.total}", "created": self.created, "error": self.error,
                 "path": str(self.path)}
 
@@ -842,12 +1038,14 @@ def run_info(run_dir) -> RunInfo:
     stages = experiment_spec.stages
     trials = experiment_spec.trials
     status_path = run_file(run_dir, STATUS_FILE)
+    settings = experiment_spec.settings
     done = 0
-    for m in methods:
-        for t in stored_trials(run_dir, m):  # only the trial folders that exist: cheap for any `trials`
-            if t < trials:
-                done += min(finished_stages(run_dir, m, t), stages)
-    total = len(methods) * trials * stages
+    for k in (range(len(settings)) if settings else [None]):
+        for m in methods:
+            for t in stored_trials(run_dir, m, k):  # only the trial folders that exist: cheap for any `trials`
+                if t < trials:
+                    done += min(finished_stages(run_dir, m, t, k), stages)
+    total = max(1, len(settings)) * len(methods) * trials * stages
     error = ""
     if status_path.exists():
         try:
@@ -867,7 +1065,8 @@ def run_info(run_dir) -> RunInfo:
         stages=stages, done=done, total=total,
         created=str(spec.get("created") or status.get("created") or ""),
         updated=str(status.get("updated") or ""), pid=status.get("pid"), current=dict(status.get("current") or {}),
-        run_seconds=float(status.get("run_seconds") or 0.0),
+        run_seconds=float(status.get("run_seconds") or 0.0), sweep={f: list(v) for f, v in experiment_spec.sweep.items()},
+        settings=settings, executor=str(status.get("executor") or ""), running=list(status.get("running") or []),
     )
 
 
@@ -917,19 +1116,16 @@ def export_run(run_dir, to=None) -> list[Path]:
     if out.exists() and not out.is_dir():
         raise ConfigError("--to", f"{out} is a file, not a folder")
     metrics = load_metrics(run_dir)
+    # a sweep's selections and scores are keyed by the setting's label first ("alpha=0.5": method -> ...)
+    settings = validated_spec(run_dir).settings
     selections: dict = {}
     scores: dict = {}
-    for method in _run_methods(run_dir):
-        for trial in stored_trials(run_dir, method):
-            for record in load_records(run_dir, method, trial):
-                selections.setdefault(method, {}).setdefault(str(trial), {})[str(record.stage)] = record.selected.tolist()
-                scores.setdefault(method, {}).setdefault(str(trial), {})[str(record.stage)] = {
-                    "score_name": record.score_name,
-                    "higher_is_better": bool(record.higher_is_better),
-                    "candidates": record.candidates.tolist(),
-                    "scores": [None if not math.isfinite(x) else x for x in record.candidate_scores.astype(float).tolist()],
-                    "selected": record.selected.tolist(),
-                }
+    for setting in (range(len(settings)) if settings else [None]):
+        if setting is None:
+            _collect_picks(run_dir, None, selections, scores)
+        else:
+            label = setting_label(settings[setting])
+            _collect_picks(run_dir, setting, selections.setdefault(label, {}), scores.setdefault(label, {}))
     out.mkdir(parents=True, exist_ok=True)
     files = []
 
@@ -943,8 +1139,24 @@ def export_run(run_dir, to=None) -> list[Path]:
     if len(metrics):
         write_csv("curves.csv", statistics.learning_curve_frame(metrics))
         write_csv("pairwise_tests.csv", statistics.pairwise_tests(metrics))
+        if statistics.has_settings(metrics):
+            write_csv("setting_tests.csv", statistics.setting_tests(metrics))
     for name, obj in (("selections.json", selections), ("scores.json", scores)):
         path = out / name
         atomic_write_json(path, obj)
         files.append(path)
     return files
+
+
+def _collect_picks(run_dir, setting: int | None, selections: dict, scores: dict) -> None:
+    for method in _run_methods(run_dir):
+        for trial in stored_trials(run_dir, method, setting):
+            for record in load_records(run_dir, method, trial, setting=setting):
+                selections.setdefault(method, {}).setdefault(str(trial), {})[str(record.stage)] = record.selected.tolist()
+                scores.setdefault(method, {}).setdefault(str(trial), {})[str(record.stage)] = {
+                    "score_name": record.score_name,
+                    "higher_is_better": bool(record.higher_is_better),
+                    "candidates": record.candidates.tolist(),
+                    "scores": [None if not math.isfinite(x) else x for x in record.candidate_scores.astype(float).tolist()],
+                    "selected": record.selected.tolist(),
+                }
