@@ -161,8 +161,9 @@ def test_view_pages_draw_in_the_browser(page, label, charts):
 
 # -- teaching: why was this picked, links that reopen the same state, the guided lesson ---------------------
 PICKS_JS = """() => {
-  // every drawn pick (black cross) of the first chart: method and data coordinates, sorted
-  const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+  // every drawn pick (black cross) of the panels: method and data coordinates, sorted
+  const gd = [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+    .find(gd => gd._fullData && gd._fullData.some(t => t.meta && t.meta.role === 'picks'));
   const out = [];
   for (const t of gd._fullData) {
     if (!t.meta || t.meta.role !== 'picks') continue;
@@ -171,8 +172,11 @@ PICKS_JS = """() => {
   return out.sort();
 }"""
 # Pixel position of the first pick of the first panel (plotly's own axis mapping), to click it like a user.
+PANELS_WITH_PICKS_JS = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+  .some(gd => gd._fullData && gd._fullData.some(t => t.meta && t.meta.role === 'picks'))"""
 FIRST_PICK_JS = """() => {
-  const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+  const gd = [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+    .find(gd => gd._fullData && gd._fullData.some(t => t.meta && t.meta.role === 'picks'));
   const t = gd._fullData.find(t => t.meta && t.meta.role === 'picks');
   const xa = gd._fullLayout[t.xaxis.replace('x', 'xaxis')], ya = gd._fullLayout[t.yaxis.replace('y', 'yaxis')];
   const box = gd.querySelector('.main-svg').getBoundingClientRect();
@@ -185,10 +189,17 @@ def open_sidebar_page(pg, label: str) -> None:
     settle(pg)
 
 
-def test_click_a_pick_on_two_moons_to_see_why(page):
+# A playground state opened by its link (small epochs keep it quick): two stages stepped, stage 1 shown.
+MOONS_LINK = "?methods=random,coreset,vaal,tavaal&epochs=40&vae_epochs=10&seed=0&stepped=2&stage=1"
+
+
+def test_click_a_pick_on_two_moons_to_see_why(page, app_url):
     pg = page
-    open_sidebar_page(pg, "Two moons")
+    pg.goto(app_url + MOONS_LINK, wait_until="domcontentloaded")
+    pg.wait_for_function(f"() => ({COUNTER_JS})() === '2 of 30'")
+    settle(pg)
     pg.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', state="visible")
+    pg.wait_for_function(PANELS_WITH_PICKS_JS)
     pg.locator('[data-testid="stPlotlyChart"]').first.scroll_into_view_if_needed()
     pick = pg.evaluate(FIRST_PICK_JS)
     pg.mouse.click(pick["x"], pick["y"])
@@ -212,8 +223,7 @@ def test_click_a_pick_on_two_moons_to_see_why(page):
 
 
 def test_a_copied_link_reopens_the_same_state_in_a_new_browser(page):
-    pg = page
-    open_sidebar_page(pg, "Two moons")
+    pg = page  # still on the playground the previous test opened by its link
     pg.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', state="visible")
     pg.context.grant_permissions(["clipboard-read", "clipboard-write"])
     button = pg.locator("button.tavaal-copy-link")
