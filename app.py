@@ -4,7 +4,6 @@ Run: ``make run`` (``scripts/serve.py``, or ``streamlit run app.py``). The pages
 only declares them, each at its own address (``/explorer``, ``/lesson``, ...), with the app's navigation.
 """
 import os
-from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see tavaal_core/__init__.py
 
@@ -19,7 +18,6 @@ st.set_page_config(page_title="TA-VAAL Explorer", page_icon=":material/scatter_p
 runtime.configure()
 runtime.inject_style(presenting)
 
-HERE = Path(__file__).parent
 # Every page has an explicit url_path: a link such as /feature-map opens that page with this navigation
 # (the default page answers at /).
 pages = {
@@ -41,10 +39,8 @@ pages = {
     "Research": [
         st.Page("pages/claims.py", title="Paper claims", url_path="claims"),
     ],
+    "Runs": [st.Page("pages/runs.py", title="Saved runs", url_path="runs")],
 }
-# The run store's page (another module's) plugs in when it exists.
-if (HERE / "pages" / "runs.py").exists():
-    pages["Runs"] = [st.Page("pages/runs.py", title="Saved runs", url_path="runs")]
 
 page = st.navigation(pages)
 with st.sidebar:

@@ -13,8 +13,9 @@ from tavaal_core.figures import method_label
 
 from .source import Source, sources
 
-MOONS_METHODS = ["random", "coreset", "vaal", "tavaal"]
-IMAGE_METHODS = ["random", "coreset", "vaal", "tavaal"]
+# The methods a playground starts with (two moons and images alike): a baseline, a geometric method and the
+# two adversarial ones the app is about.
+DEFAULT_METHODS = ["random", "coreset", "vaal", "tavaal"]
 MAX_STAGES = 30
 MODEL_LABELS = {"mlp": "MLP", "cnn": "Small CNN (fast on a CPU)", "resnet18": "ResNet-18 (CIFAR stem)",
                 "resnet18_imagenet": "ResNet-18 (ImageNet stem)", "encdec": "Small encoder-decoder (fast on a CPU)",
@@ -114,7 +115,7 @@ def _number(where, label, key, default, min_value, max_value=None, step=1, help=
 
 # The playground's settings: session-state key -> default. One place, used by the sidebar's widgets, by a
 # link that reopens the playground (explorer_ui.links) and by the views' two-moons demo.
-MOONS_DEFAULTS = {"moons_methods": MOONS_METHODS, "moons_noise": 0.2, "moons_n0": 500, "moons_n1": 50,
+MOONS_DEFAULTS = {"moons_methods": DEFAULT_METHODS, "moons_noise": 0.2, "moons_n0": 500, "moons_n1": 50,
                   "moons_initial": 20, "moons_budget": 10, "moons_epochs": 100, "moons_vae_epochs": 50,
                   "moons_seed": 0}
 
@@ -234,7 +235,7 @@ def image_defaults(name: str) -> dict:
     """The stage explorer's settings for dataset ``name``: session-state key -> default (keys of the model,
     sizes and epochs are per dataset, so switching datasets keeps each one's choices)."""
     defaults = DATASET_DEFAULTS.get(name, DATASET_DEFAULTS["digits"])
-    out = {"img_dataset": name, "img_methods": IMAGE_METHODS, "img_imbalance": 1.0,
+    out = {"img_dataset": name, "img_methods": DEFAULT_METHODS, "img_imbalance": 1.0,
            f"img_model_{name}": defaults["model"], f"img_initial_{name}": defaults["initial_size"],
            f"img_budget_{name}": defaults["budget"], f"img_epochs_{name}": min(defaults["task_epochs"], 30),
            f"img_epochs_inc_{name}": 0, f"img_vae_epochs_{name}": defaults["vae_epochs"],

@@ -2,7 +2,6 @@
 method starts from the same initial labels), stepped together. Its records are the views' Source."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -77,8 +76,6 @@ class LiveSession:
     methods: list[str]
     learners: dict[str, ActiveLearner] = field(default_factory=dict)
     source: Source | None = None
-    failures: list[StepFailure] = field(default_factory=list)
-    last_step_seconds: float = 0.0
     signature: str = ""  # the settings it was started from (controls.Settings.signature)
     values: dict = field(default_factory=dict)  # their widget values (a link reopens them)
 
@@ -135,7 +132,6 @@ class LiveSession:
     def step(self, progress: MethodProgress | None = None) -> list[StepFailure]:
         """One stage of every method. A method that fails is dropped from the session (its message kept),
         so the others stay in step."""
-        started = time.perf_counter()
         failures = []
         target = self.stage + 1
         for i, (m, lrn) in enumerate(list(self.learners.items())):
@@ -151,8 +147,6 @@ class LiveSession:
                 failures.append(StepFailure(m, f"{type(e).__name__}: {e}"))
         for f in failures:
             self.drop(f.method)
-        self.failures += failures
-        self.last_step_seconds = time.perf_counter() - started
         return failures
 
     def drop(self, method: str) -> None:

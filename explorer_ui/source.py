@@ -125,7 +125,3 @@ def open_source(source: Source, select: bool = False) -> None:
     if select:
         st.session_state.setdefault("_kept", {})["view_source"] = source.key
         st.session_state.pop("view_source", None)  # the picker widget's old choice must not win
-
-
-def close_source(key: str) -> None:
-    sources().pop(key, None)
