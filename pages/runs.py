@@ -14,6 +14,7 @@ from explorer_ui.source import Source, open_source
 from tavaal_core import available_methods, figures, statistics, store
 from tavaal_core.errors import TavaalError
 from tavaal_core.experiment import Experiment, launch, log_path, run_command, stop
+from tavaal_core.export import export_run
 from tavaal_core.models.task import missing_imagenet_weights
 from tavaal_core.presets import available_presets, load_preset
 
@@ -306,7 +307,7 @@ else:
     with st.expander("Export", icon=":material/download:"):
         if st.button("Write metrics (CSV), selections and scores (JSON)", key="runs_export"):
             try:
-                files = store.export_run(run.path)
+                files = export_run(run.path)
                 st.success("Wrote " + ", ".join(f"`{f}`" for f in files))
             except TavaalError as e:
                 st.error(str(e))

@@ -457,10 +457,10 @@ def cmd_list(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from . import store
+    from .export import export_run
 
     try:
-        files = store.export_run(args.run_dir, args.to)
+        files = export_run(args.run_dir, args.to)
     except OSError as e:
         raise _os_error(e, "--to") from None
     for f in files:

@@ -86,7 +86,7 @@ class ExperimentSpec:
         if self.config.seed + self.trials - 1 > MAX_SEED:  # trial t runs seed + t
             raise ConfigError("seed", f"seed + trials - 1 must be <= {MAX_SEED} (seeds are 32-bit), got "
                                       f"{self.config.seed} + {self.trials} - 1")
-        if self.preset is not None and (not isinstance(self.preset, str) or not store._NAME_RE.match(self.preset)):
+        if self.preset is not None and (not isinstance(self.preset, str) or not store.NAME_RE.match(self.preset)):
             # the preset's name starts the run folder's name
             raise ConfigError("preset", f"must be a preset name (letters, digits, '.', '_', '-'), got {self.preset!r}")
         if not isinstance(self.description, str):

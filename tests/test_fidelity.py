@@ -15,6 +15,7 @@ from conftest import fast
 from tavaal_core import ConfigError, ExperimentConfig, store
 from tavaal_core.analysis import class_count_entropy
 from tavaal_core.cli import main
+from tavaal_core.export import export_run
 from tavaal_core.engine import ActiveLearner
 from tavaal_core.experiment import Experiment, ExperimentSpec
 from tavaal_core.strategies import available_methods, get_strategy
@@ -40,7 +41,7 @@ def test_a_gpu_made_run_opens_lists_exports_and_resumes_on_a_cpu(tmp_path, capsy
     assert opened.spec.config.device == "cuda" and opened.counts() == (3, 4)
     listed = {r.name: r for r in store.list_runs(tmp_path)}
     assert not listed["gpu-run"].broken and listed["gpu-run"].done == 3
-    assert store.export_run(run.run_dir)
+    assert export_run(run.run_dir)
 
     # Resuming as written needs a GPU: one line naming the field, exit 2.
     code = main(["run", "--resume", str(run.run_dir), "--quiet"])

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from tavaal_core import StageRecord, store
+from tavaal_core.export import export_run
 from tavaal_core.store import StoreError
 
 
@@ -214,7 +215,7 @@ def test_new_run_dir_never_reuses_a_folder_and_checks_the_name(tmp_path):
 
 def test_export_writes_metrics_csv_and_selection_json(tmp_path):
     run_dir = make_run(tmp_path, trials=2, stages=2)
-    files = store.export_run(run_dir, tmp_path / "out")
+    files = export_run(run_dir, tmp_path / "out")
     names = {f.name for f in files}
     assert names == {"metrics.csv", "curves.csv", "pairwise_tests.csv", "selections.json", "scores.json"}
     metrics = pd.read_csv(tmp_path / "out" / "metrics.csv")

@@ -15,6 +15,7 @@ import pytest
 
 from tavaal_core import ConfigError, ExperimentConfig, statistics, store
 from tavaal_core.cli import main
+from tavaal_core.export import export_run
 from tavaal_core.executors import LocalExecutor, RayExecutor
 from tavaal_core.experiment import Experiment, ExperimentSpec, UnitsFailed
 from tavaal_core.presets import spec_from_mapping
@@ -139,7 +140,7 @@ def test_statistics_and_exports_know_the_settings(tmp_path, sequential_run):
     names = {t.name for t in fig.data if t.meta and t.meta.get("role") == "mean"}
     assert names == {f"{m} · discriminator_rank_input={v}" for m in ("Random", "TA-VAAL") for v in ("sigmoid", "raw")}
 
-    files = {f.name: f for f in store.export_run(sequential_run, tmp_path / "export")}
+    files = {f.name: f for f in export_run(sequential_run, tmp_path / "export")}
     assert {"metrics.csv", "curves.csv", "setting_tests.csv", "selections.json"} <= set(files)
     selections = json.loads(files["selections.json"].read_text())
     assert selections["discriminator_rank_input=raw"]["tavaal"]["1"]["1"] == \
