@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from tavaal_core import adversarial  # noqa: E402
-from tavaal_core.data.datasets import Dataset  # noqa: E402
+from tavaal_core.data.base import Dataset  # noqa: E402
 from tavaal_core.models.loss_head import LossPredictionHead  # noqa: E402
 from tavaal_core.models.task import build_task_model  # noqa: E402
 from tavaal_core.training import (TrainSettings, cpu_supports_bf16, predict, resolve_device,  # noqa: E402

@@ -8,6 +8,7 @@ from typing import Callable
 import streamlit as st
 
 from tavaal_core import ActiveLearner, ExperimentConfig, TavaalError, load_dataset
+from tavaal_core.data import prepare_dataset
 from tavaal_core.figures import method_label
 
 from .runtime import COMPUTE_LOCK
@@ -39,17 +40,9 @@ def _oracle(config_json: str, _learner: ActiveLearner) -> tuple | None:
 
 
 def pool_size(config: ExperimentConfig, ds) -> int:
-    """Training samples left after the config's imbalance / subsample cut."""
-    from tavaal_core.data import imbalanced_counts
-
-    n = len(ds.y_train)
-    if config.imbalance_ratio is not None:
-        n = sum(imbalanced_counts(list(ds.class_counts()), config.imbalance_ratio))
-    elif config.class_counts is not None:
-        n = sum(min(c, a) for c, a in zip(config.class_counts, ds.class_counts()))
-    if config.subsample is not None:
-        n = min(n, config.subsample)
-    return int(n)
+    """Training samples left after the config's imbalance / subsample cut (``prepare_dataset``, the cut
+    every learner of the session makes)."""
+    return int(len(prepare_dataset(config, ds).y_train))
 
 
 def fit_stages(config: ExperimentConfig, pool: int, most: int = 30) -> ExperimentConfig:

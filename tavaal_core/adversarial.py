@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
@@ -32,7 +31,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import rng
-from .errors import ConfigError
+from .config import KL_REDUCTIONS, RANK_INPUTS, VAE_PRESETS
+from .constraints import Boolean, Interval, Options, check, check_fields
 from .models.discriminator import Discriminator
 from .models.vae import build_vae
 from .training import inference_batch_size, to_input, uses_channels_last
@@ -59,16 +59,17 @@ __all__ = [
 Normalize = Callable[[Tensor], Tensor]
 Progress = Optional[Callable[[float, str], None]]
 
-KL_REDUCTIONS = ("mean", "sum")
-RANK_MODES = ("sigmoid", "raw")
+# The allowed values live with the other settings' (config.py): one list each.
+RANK_MODES = RANK_INPUTS
+_KL_RULE = Options(KL_REDUCTIONS)  # "mean": TA-VAAL's code; "sum": VAAL's code
+_RANK_RULE = Options(RANK_INPUTS)  # "sigmoid": the paper; "raw": the reference code's fault, kept as an option
 
 
 # ----------------------------------------------------------------------------------------------
 # Losses
 # ----------------------------------------------------------------------------------------------
 def _check_kl_reduction(kl_reduction: str) -> None:
-    if kl_reduction not in KL_REDUCTIONS:
-        raise ConfigError("kl_reduction", f"must be 'mean' (TA-VAAL code) or 'sum' (VAAL code), got {kl_reduction!r}")
+    check("kl_reduction", kl_reduction, _KL_RULE)
 
 
 def kl_divergence(mu: Tensor, logvar: Tensor, reduction: str = "mean") -> Tensor:
@@ -142,11 +143,7 @@ def discriminator_loss(d_logits_labeled: Tensor, d_logits_unlabeled: Tensor) -> 
 # Rank input r (TA-VAAL)
 # ----------------------------------------------------------------------------------------------
 def _check_rank_mode(mode: str) -> None:
-    if mode not in RANK_MODES:
-        raise ConfigError(
-            "discriminator_rank_input",
-            f"must be 'sigmoid' (paper) or 'raw' (reference code's fault), got {mode!r}",
-        )
+    check("discriminator_rank_input", mode, _RANK_RULE)
 
 
 def rank_inputs(
@@ -185,14 +182,6 @@ def rank_inputs(
 # ----------------------------------------------------------------------------------------------
 # Settings and models
 # ----------------------------------------------------------------------------------------------
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _is_real(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
 @dataclass
 class VAALSettings:
     """Hyper-parameters of one VAE + discriminator training (VAAL / TA-VAAL).
@@ -234,25 +223,8 @@ class VAALSettings:
         self.validate()
 
     def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first field out of range."""
-        for name in ("epochs", "batch_size", "latent_dim", "vae_width", "discriminator_layers", "discriminator_hidden"):
-            v = getattr(self, name)
-            if not _is_int(v) or v < 1:
-                raise ConfigError(name, f"must be an integer >= 1, got {v!r}")
-        if not _is_int(self.uniform_rank_steps) or self.uniform_rank_steps < 0:
-            raise ConfigError("uniform_rank_steps", f"must be an integer >= 0, got {self.uniform_rank_steps!r}")
-        for name in ("lr_vae", "lr_discriminator"):
-            v = getattr(self, name)
-            if not (_is_real(v) and math.isfinite(v) and v > 0):
-                raise ConfigError(name, f"must be a number > 0, got {v!r}")
-        for name in ("beta", "adversary_weight"):
-            v = getattr(self, name)
-            if not (_is_real(v) and math.isfinite(v) and v >= 0):
-                raise ConfigError(name, f"must be a number >= 0, got {v!r}")
-        _check_kl_reduction(self.kl_reduction)
-        _check_rank_mode(self.discriminator_rank_input)
-        if self.vae_preset not in ("small", "reference"):
-            raise ConfigError("vae_preset", f"must be 'small' or 'reference', got {self.vae_preset!r}")
+        """Raise :class:`ConfigError` naming the first field out of range (``VAAL_RULES``)."""
+        check_fields(self, VAAL_RULES)
 
     @classmethod
     def two_moons(cls, **overrides) -> "VAALSettings":
@@ -282,6 +254,20 @@ class VAALSettings:
     def for_shape(cls, input_shape: Sequence[int], **overrides) -> "VAALSettings":
         """:meth:`two_moons` for vector data ``(D,)``, :meth:`images` for ``(C, H, W)``."""
         return cls.two_moons(**overrides) if len(tuple(input_shape)) == 1 else cls.images(**overrides)
+
+
+_POSITIVE_INT = Interval(int, 1)
+_POSITIVE = Interval(float, 0, open_low=True)
+_NON_NEGATIVE = Interval(float, 0)
+VAAL_RULES = {
+    "epochs": _POSITIVE_INT, "batch_size": _POSITIVE_INT, "latent_dim": _POSITIVE_INT, "vae_width": _POSITIVE_INT,
+    "discriminator_layers": _POSITIVE_INT, "discriminator_hidden": _POSITIVE_INT,
+    "uniform_rank_steps": Interval(int, 0),
+    "lr_vae": _POSITIVE, "lr_discriminator": _POSITIVE,
+    "beta": _NON_NEGATIVE, "adversary_weight": _NON_NEGATIVE,
+    "kl_reduction": _KL_RULE, "discriminator_rank_input": _RANK_RULE, "vae_preset": Options(VAE_PRESETS),
+    "rank_conditioned": Boolean(), "precision": Options(("fp32", "bf16")),
+}
 
 
 @dataclass
@@ -616,12 +602,9 @@ def train_unsupervised_vae(
     Returns the VAE in eval mode; its features are ``V(x) = mu`` (:func:`encode_mu`).
     """
     for name, v in (("epochs", epochs), ("batch_size", batch_size), ("latent_dim", latent_dim), ("vae_width", width)):
-        if not _is_int(v) or v < 1:
-            raise ConfigError(name, f"must be an integer >= 1, got {v!r}")
-    if not (_is_real(lr) and math.isfinite(lr) and lr > 0):
-        raise ConfigError("lr", f"must be a number > 0, got {lr!r}")
-    if not (_is_real(weight_decay) and math.isfinite(weight_decay) and weight_decay >= 0):
-        raise ConfigError("weight_decay", f"must be a number >= 0, got {weight_decay!r}")
+        check(name, v, _POSITIVE_INT)
+    check("lr", lr, _POSITIVE)
+    check("weight_decay", weight_decay, _NON_NEGATIVE)
     device = torch.device(device)
     n = int(x_all.shape[0])
     if n < 2:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .constraints import Boolean, Constraint, Interval, Options, check, is_whole
 from .errors import ConfigError
 
 MODELS = ("mlp", "cnn", "resnet18", "resnet18_imagenet", "encdec", "drn")
@@ -199,10 +199,16 @@ MAX_LR = 10.0  # the papers use 0.1 (SGD) and 1e-3 (Adam); above 10 training onl
 MAX_WEIGHT = 1e6  # loss weights, margins, beta, alpha: finite and far from float32's overflow
 
 
-def _is_int(value) -> bool:
-    import numbers
+def _datasets() -> list[str]:
+    from .data import available_datasets
 
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return available_datasets()
+
+
+def _methods() -> list[str]:
+    from .strategies import available_methods
+
+    return available_methods()
 
 
 def _normalise(cfg) -> None:
@@ -224,7 +230,7 @@ def _normalise(cfg) -> None:
         if isinstance(counts, (str, bytes)) or not isinstance(counts, (list, tuple)):
             raise ConfigError("class_counts", f"must be a list with one count per class, got {counts!r}")
         for c in counts:
-            if not _is_int(c):
+            if not is_whole(c):
                 raise ConfigError("class_counts", f"every count must be a whole number, got {c!r}")
             if not 0 <= c <= MAX_SAMPLES:
                 raise ConfigError("class_counts", f"every count must be from 0 to {MAX_SAMPLES:,}, got {c}")
@@ -235,62 +241,73 @@ def _normalise(cfg) -> None:
             object.__setattr__(cfg, f.name, int(value))
 
 
-def _int(cfg, name, low=None, high=None, optional=False, what=""):
-    value = getattr(cfg, name)
-    if value is None:
-        if optional:
-            return
-        raise ConfigError(name, "is required")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(name, f"must be a whole number{what}, got {value!r}")
-    if low is not None and value < low:
-        raise ConfigError(name, f"must be >= {low}{what}, got {value}")
-    if high is not None and value > high:
-        raise ConfigError(name, f"must be <= {high}{what}, got {value}")
-
-
-def _float(cfg, name, low=None, high=None, optional=False, low_open=False, what=""):
-    value = getattr(cfg, name)
-    if value is None:
-        if optional:
-            return
-        raise ConfigError(name, "is required")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(name, f"must be a finite number, got {value!r}")
-    if low is not None and (value <= low if low_open else value < low):
-        raise ConfigError(name, f"must be {'>' if low_open else '>='} {low}, got {value}")
-    if high is not None and value > high:
-        raise ConfigError(name, f"must be <= {high:g}{what}, got {value}")
-
-
-def _choice(cfg, name, allowed, optional=False):
-    value = getattr(cfg, name)
-    if value is None and optional:
-        return
-    if value not in allowed:
-        raise ConfigError(name, f"unknown value {value!r}; choose one of: {', '.join(allowed)}")
+# Each field's allowed values, in the order they are checked (the first bad one is named). Fields whose
+# default comes from the dataset are optional here and filled by ``resolve``.
+FIELD_RULES: dict[str, Constraint] = {
+    "dataset": Options(_datasets),
+    "method": Options(_methods),
+    "model": Options(MODELS, optional=True),
+    "optimizer": Options(OPTIMIZERS, optional=True),
+    "device": Options(DEVICES),
+    "kl_reduction": Options(KL_REDUCTIONS),
+    "discriminator_rank_input": Options(RANK_INPUTS),
+    "vae_preset": Options(VAE_PRESETS),
+    "pretrained": Options(PRETRAINED, optional=True),
+    "precision": Options(PRECISIONS),
+    "imbalance_ratio": Interval(float, 1, MAX_SAMPLES, optional=True),
+    "subsample": Interval(int, 1, MAX_SAMPLES, optional=True),
+    "initial_size": Interval(int, 1, MAX_SAMPLES, optional=True),
+    "budget": Interval(int, 1, MAX_SAMPLES, optional=True),
+    "stages": Interval(int, 1, 1000),
+    "subset_factor": Interval(int, 0, MAX_SAMPLES, optional=True, hint=" (0 = score the whole pool)"),
+    "subset_fraction": Interval(float, 0, 1, open_low=True, optional=True),
+    "seed": Interval(int, 0, MAX_SEED, hint=" (seeds are 32-bit)"),
+    "lr": Interval(float, 0, MAX_LR, open_low=True, optional=True,
+                   hint=" (larger steps only diverge; the papers use 0.1 with SGD, 1e-3 with Adam)"),
+    "momentum": Interval(float, 0, 1, optional=True),
+    "weight_decay": Interval(float, 0, 1, optional=True),
+    "task_epochs": Interval(int, 1, MAX_EPOCHS, optional=True, hint=" (the papers train 200 epochs)"),
+    "task_epochs_increment": Interval(int, 0, MAX_EPOCHS),
+    "batch_size": Interval(int, 2, MAX_SAMPLES, optional=True),
+    "lr_milestone": Interval(float, 0, 1, open_low=True),
+    "dropout": Interval(float, 0, 0.9, optional=True),
+    "head_weight": Interval(float, 0, MAX_WEIGHT),
+    "margin": Interval(float, 0, MAX_WEIGHT),
+    "head_stop_fraction": Interval(float, 0, 1),
+    "mc_passes": Interval(int, 2, 1000),
+    "vae_epochs": Interval(int, 1, MAX_EPOCHS, optional=True, hint=" (VAAL trains 100 epochs)"),
+    "vae_batch_size": Interval(int, 2, MAX_SAMPLES, optional=True),
+    "latent_dim": Interval(int, 1, 1024, optional=True),
+    "vae_width": Interval(int, 1, 1024),
+    "vae_lr": Interval(float, 0, MAX_LR, open_low=True, optional=True),
+    "beta": Interval(float, 0, MAX_WEIGHT),
+    "adversary_weight": Interval(float, 0, MAX_WEIGHT),
+    "alpha": Interval(float, 0, MAX_WEIGHT),
+    "uniform_rank_steps": Interval(int, 0, MAX_SAMPLES),
+    "unsupervised_vae_epochs": Interval(int, 1, MAX_EPOCHS),
+    "analysis_size": Interval(int, 0, MAX_SAMPLES),
+    "warm_start": Boolean(),
+    "deterministic": Boolean(),
+}
 
 
 def validate(cfg: ExperimentConfig, resolved: bool = False) -> None:
-    """Check every field; raise ``ConfigError`` naming the first bad one."""
-    from .data import available_datasets
-    from .strategies import available_methods
+    """Check every field against ``FIELD_RULES``, each rule that relates fields right after the field it
+    follows; raise ``ConfigError`` naming the first bad one. (``resolved``: the same rules hold before
+    and after ``resolve``; it is kept for callers.)"""
+    for name, rule in FIELD_RULES.items():
+        check(name, getattr(cfg, name), rule)
+        if name in _PAIRINGS:
+            _PAIRINGS[name](cfg)
+    if cfg.pretrained == "imagenet" and cfg.model is not None and cfg.model != "resnet18_imagenet":
+        raise ConfigError("pretrained", f"ImageNet weights exist only for model 'resnet18_imagenet', not {cfg.model!r}; "
+                                        "use pretrained 'none'")
+    check_method(cfg, cfg.method)
+    # Whether a CUDA GPU is present is a fact about the machine, not the config: it is checked where the
+    # device is resolved (training.resolve_device), so a run made on a GPU opens anywhere.
 
-    _choice(cfg, "dataset", available_datasets())
-    _choice(cfg, "method", available_methods())
-    _choice(cfg, "model", MODELS, optional=True)
-    _check_task_kind(cfg)
-    _choice(cfg, "optimizer", OPTIMIZERS, optional=True)
-    _choice(cfg, "device", DEVICES)
-    _choice(cfg, "kl_reduction", KL_REDUCTIONS)
-    _choice(cfg, "discriminator_rank_input", RANK_INPUTS)
-    _choice(cfg, "vae_preset", VAE_PRESETS)
-    _choice(cfg, "pretrained", PRETRAINED, optional=True)
-    _choice(cfg, "precision", PRECISIONS)
-    if not isinstance(cfg.dataset_options, dict):
-        raise ConfigError("dataset_options", "must be a mapping of option name to value")
-    _check_model_input(cfg)
-    _float(cfg, "imbalance_ratio", low=1, high=MAX_SAMPLES, optional=True)
+
+def _check_imbalance(cfg: ExperimentConfig) -> None:
     if cfg.imbalance_ratio is not None and cfg.class_counts is not None:
         raise ConfigError("class_counts", "give either imbalance_ratio or class_counts, not both")
     if cfg.imbalance_ratio is not None and cfg.dataset == "moons":
@@ -298,48 +315,6 @@ def validate(cfg: ExperimentConfig, resolved: bool = False) -> None:
         # TA-VAAL's 500/50 set, so a ratio of 10 would silently make it 50/50
         raise ConfigError("imbalance_ratio", "two moons is imbalanced by dataset_options n_per_class (TA-VAAL "
                                              "Figure 1: [500, 50]); set that, or class_counts, instead")
-    _int(cfg, "subsample", low=1, high=MAX_SAMPLES, optional=True)
-    _int(cfg, "initial_size", low=1, high=MAX_SAMPLES, optional=True)
-    _int(cfg, "budget", low=1, high=MAX_SAMPLES, optional=True)
-    _int(cfg, "stages", low=1, high=1000)
-    _int(cfg, "subset_factor", low=0, high=MAX_SAMPLES, optional=True, what=" (0 = score the whole pool)")
-    _float(cfg, "subset_fraction", low=0, high=1, low_open=True, optional=True)
-    _int(cfg, "seed", low=0, high=MAX_SEED, what=" (seeds are 32-bit)")
-    _float(cfg, "lr", low=0, high=MAX_LR, low_open=True, optional=True,
-           what=" (larger steps only diverge; the papers use 0.1 with SGD, 1e-3 with Adam)")
-    _float(cfg, "momentum", low=0, high=1, optional=True)
-    _float(cfg, "weight_decay", low=0, high=1, optional=True)
-    _int(cfg, "task_epochs", low=1, high=MAX_EPOCHS, optional=True, what=" (the papers train 200 epochs)")
-    _int(cfg, "task_epochs_increment", low=0, high=MAX_EPOCHS)
-    _int(cfg, "batch_size", low=2, high=MAX_SAMPLES, optional=True)
-    _float(cfg, "lr_milestone", low=0, high=1, low_open=True)
-    _float(cfg, "dropout", low=0, high=0.9, optional=True)
-    _float(cfg, "head_weight", low=0, high=MAX_WEIGHT)
-    _float(cfg, "margin", low=0, high=MAX_WEIGHT)
-    _float(cfg, "head_stop_fraction", low=0, high=1)
-    _int(cfg, "mc_passes", low=2, high=1000)
-    _int(cfg, "vae_epochs", low=1, high=MAX_EPOCHS, optional=True, what=" (VAAL trains 100 epochs)")
-    _int(cfg, "vae_batch_size", low=2, high=MAX_SAMPLES, optional=True)
-    _int(cfg, "latent_dim", low=1, high=1024, optional=True)
-    _int(cfg, "vae_width", low=1, high=1024)
-    _float(cfg, "vae_lr", low=0, high=MAX_LR, low_open=True, optional=True)
-    _float(cfg, "beta", low=0, high=MAX_WEIGHT)
-    _float(cfg, "adversary_weight", low=0, high=MAX_WEIGHT)
-    _float(cfg, "alpha", low=0, high=MAX_WEIGHT)
-    _int(cfg, "uniform_rank_steps", low=0, high=MAX_SAMPLES)
-    _int(cfg, "unsupervised_vae_epochs", low=1, high=MAX_EPOCHS)
-    _int(cfg, "analysis_size", low=0, high=MAX_SAMPLES)
-    for flag in ("warm_start", "deterministic"):
-        if not isinstance(getattr(cfg, flag), bool):
-            raise ConfigError(flag, f"must be true or false, got {getattr(cfg, flag)!r}")
-    if resolved and cfg.subset_factor and cfg.subset_factor * cfg.budget < cfg.budget:
-        raise ConfigError("subset_factor", "the candidate subset must hold at least `budget` samples")
-    if cfg.pretrained == "imagenet" and cfg.model is not None and cfg.model != "resnet18_imagenet":
-        raise ConfigError("pretrained", f"ImageNet weights exist only for model 'resnet18_imagenet', not {cfg.model!r}; "
-                                        "use pretrained 'none'")
-    check_method(cfg, cfg.method)
-    # Whether a CUDA GPU is present is a fact about the machine, not the config: it is checked where the
-    # device is resolved (training.resolve_device), so a run made on a GPU opens anywhere.
 
 
 def check_method(cfg: ExperimentConfig, method: str) -> None:
@@ -406,3 +381,8 @@ def check_pool_size(cfg: ExperimentConfig, pool_size: int) -> None:
             f"initial_size + budget x stages = {needed} exceeds the pool ({pool_size} samples); "
             f"with {cfg.stages} stages the budget can be at most {most}",
         )
+
+
+# Rules relating fields, each run right after the field it follows in FIELD_RULES.
+_PAIRINGS = {"model": _check_task_kind, "precision": lambda cfg: _check_model_input(cfg),
+             "imbalance_ratio": _check_imbalance}

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .data.datasets import IGNORE_INDEX
+from .data.base import IGNORE_INDEX
 from .config import PRECISIONS
 from .models.loss_head import LossPredictionHead, margin_ranking_loss, ranking_bce_loss
 

@@ -8,7 +8,9 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DatasetUnavailable
-from .datasets import Dataset, _bool, _image_dataset, _int, _register, _stratified_split
+from ..constraints import Boolean, Interval, check
+from .base import Dataset, _image_dataset, _stratified_split
+from .registry import _register
 from .local import cached_arrays, files_digest, read_images
 
 CALTECH_FOLDER = "caltech101/101_ObjectCategories"
@@ -41,11 +43,11 @@ def load_caltech101(*, root: str = "data", size: int = 224, test_size: int = 101
     random horizontal flips. ``cache`` keeps the decoded arrays in ``root/.tavaal-cache/``."""
     if not isinstance(root, (str, os.PathLike)) or str(root) == "":
         raise ConfigError("root", f"must be a folder path, got {root!r}")
-    size = _int("size", size, 8, 1024)
-    test_size = _int("test_size", test_size, 1)
-    include_background = _bool("include_background", include_background)
-    seed = _int("seed", seed, 0)
-    cache = _bool("cache", cache)
+    size = check("size", size, Interval(int, 8, 1024))
+    test_size = check("test_size", test_size, Interval(int, 1))
+    include_background = check("include_background", include_background, Boolean())
+    seed = check("seed", seed, Interval(int, 0))
+    cache = check("cache", cache, Boolean())
     root_path = Path(root).expanduser().resolve()
     folder = _categories_dir(root_path)
     if folder is None:

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import ConfigError
 from ..rng import numpy_rng
-from .datasets import Dataset
+from .base import Dataset
 
 __all__ = ["make_imbalanced", "subsample", "imbalanced_counts"]
 
@@ -132,7 +132,7 @@ def prepare_dataset(config, dataset: Dataset | None = None) -> Dataset:
     """The training set a config's runs use: loaded (unless given), then cut to the config's class
     imbalance and subsample, from the config's seed. The one place this is derived, for the engine and
     for views of saved runs (which need the data, never a model, a GPU or weights)."""
-    from .datasets import load_dataset
+    from .registry import load_dataset
 
     ds = dataset if dataset is not None else load_dataset(config.dataset, **config.dataset_options)
     if config.imbalance_ratio is not None or config.class_counts is not None:

@@ -13,7 +13,9 @@ import torch
 
 from ..errors import ConfigError, DatasetUnavailable
 from ..rng import numpy_rng
-from .datasets import IGNORE_INDEX, Dataset, _bool, _image_dataset, _int, _register
+from ..constraints import Boolean, Interval, check
+from .base import IGNORE_INDEX, Dataset, _image_dataset
+from .registry import _register
 from .local import cached_arrays, files_digest, read_images
 
 # --------------------------------------------------------------------------------------------
@@ -100,11 +102,11 @@ def load_shapes(*, n_train: int = 1000, n_test: int = 200, size: int = 32, max_s
     """Generated segmentation scenes (see :func:`draw_shapes`): 5 classes (background, disc, square,
     triangle, ring), uint8 images (N, 3, size, size) and masks (N, size, size). Deterministic from
     ``seed``; needs no files. Trained with random horizontal flips."""
-    n_train = _int("n_train", n_train, 2, 100_000)
-    n_test = _int("n_test", n_test, 1, 100_000)
-    size = _int("size", size, 8, 512)
-    max_shapes = _int("max_shapes", max_shapes, 1, 10)
-    seed = _int("seed", seed, 0)
+    n_train = check("n_train", n_train, Interval(int, 2, 100_000))
+    n_test = check("n_test", n_test, Interval(int, 1, 100_000))
+    size = check("size", size, Interval(int, 8, 512))
+    max_shapes = check("max_shapes", max_shapes, Interval(int, 1, 10))
+    seed = check("seed", seed, Interval(int, 0))
     x_tr, y_tr, x_te, y_te = _shapes_arrays(n_train, n_test, size, max_shapes, seed)
     return _image_dataset(
         "shapes", torch.from_numpy(x_tr.copy()), torch.from_numpy(y_tr.copy()), torch.from_numpy(x_te.copy()),
@@ -183,9 +185,9 @@ def load_cityscapes(*, root: str = "data/cityscapes", height: int = 256, width: 
     are not public). ``cache`` keeps the decoded arrays in ``root/.tavaal-cache/``."""
     if not isinstance(root, (str, os.PathLike)) or str(root) == "":
         raise ConfigError("root", f"must be a folder path, got {root!r}")
-    height = _int("height", height, 4, 4096)
-    width = _int("width", width, 4, 8192)
-    cache = _bool("cache", cache)
+    height = check("height", height, Interval(int, 4, 4096))
+    width = check("width", width, Interval(int, 4, 8192))
+    cache = check("cache", cache, Boolean())
     for name, value in (("train_split", train_split), ("test_split", test_split)):
         if value not in ("train", "val", "test", "train_extra"):
             raise ConfigError(name, f"must be one of: train, val, test, train_extra; got {value!r}")
