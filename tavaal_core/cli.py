@@ -30,7 +30,10 @@ import os
 import signal
 import sys
 
+from .config import PRETRAINED
+from .constraints import Interval, parse_number
 from .errors import ConfigError, TavaalError
+from .executors import EXECUTORS
 
 PROG = "python -m tavaal_core"
 EXIT_USAGE = 2
@@ -48,39 +51,31 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _int_at_least(low: int):
+def _arg(constraint):
+    """An argparse type from a constraint (tavaal_core.constraints): the word is read as the constraint's
+    kind and checked by it; argparse names the option in its one-line message."""
     def parse(text):
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {value}")
-        return value
+            return parse_number(text, constraint)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e)[2:] if str(e).startswith(": ") else str(e)) from None
     return parse
 
 
-def _positive_int():
-    return _int_at_least(1)
+_POSITIVE = _arg(Interval(int, 1))
+_NON_NEGATIVE = _arg(Interval(int, 0))
 
 
 def _threads(text):
     # more intra-op threads than cores only slows torch down, and a huge count crashes it (segfault)
     cores = os.cpu_count() or 1
-    value = _int_at_least(1)(text)
-    if value > cores:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {cores} (this machine's CPU cores), got {value}")
-    return value
+    return _arg(Interval(int, 1, cores, hint=" (this machine's CPU cores)"))(text)
 
 
 def _folder(text):
     if not text.strip():
         raise argparse.ArgumentTypeError("give a folder (the path is empty)")
     return text
-
-
-def _non_negative_int():
-    return _int_at_least(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,13 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--resume", metavar="RUN_DIR", type=_folder,
                         help="continue a run folder where it stopped (recomputing damaged records)")
     run.add_argument("--methods", help="comma-separated methods (default: the preset's)")
-    run.add_argument("--trials", type=_positive_int(), help="number of trials (seeds seed, seed+1, ...)")
-    run.add_argument("--stages", type=_positive_int(), help="active-learning stages per trial")
-    run.add_argument("--seed", type=_non_negative_int(), help="base seed (trial t uses seed + t)")
-    run.add_argument("--epochs", type=_positive_int(), help="task-learner epochs at the first stage")
-    run.add_argument("--epochs-increment", type=_non_negative_int(), dest="epochs_increment",
+    run.add_argument("--trials", type=_POSITIVE, help="number of trials (seeds seed, seed+1, ...)")
+    run.add_argument("--stages", type=_POSITIVE, help="active-learning stages per trial")
+    run.add_argument("--seed", type=_NON_NEGATIVE, help="base seed (trial t uses seed + t)")
+    run.add_argument("--epochs", type=_POSITIVE, help="task-learner epochs at the first stage")
+    run.add_argument("--epochs-increment", type=_NON_NEGATIVE, dest="epochs_increment",
                      help="task-learner epochs added at each later stage (Godwin et al. 2022: 5)")
-    run.add_argument("--pretrained", choices=("imagenet", "none"),
+    run.add_argument("--pretrained", choices=PRETRAINED,
                      help="ResNet-18 ImageNet weights, or 'none' to accept a random initialisation")
     run.add_argument("--device", help="auto, cpu or cuda (with --resume: continue on another device)")
     run.add_argument("--output", type=_folder, help="folder holding the run folders (default: runs/)")
@@ -110,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sweep", action="append", metavar="FIELD=V1,V2",
                      help="run every value of a config field (repeat for more fields: every combination is a "
                           "setting), e.g. --sweep alpha=0,0.5,1,2")
-    run.add_argument("--executor", choices=("local", "ray"), default="local",
+    run.add_argument("--executor", choices=EXECUTORS, default="local",
                      help="local: worker processes on this machine (default); ray: one Ray task per unit")
-    run.add_argument("--workers", type=_positive_int(),
+    run.add_argument("--workers", type=_POSITIVE,
                      help="local: worker processes (default: one per usable CPU; 1 runs the units in this "
                           "process); ray without --ray-address: the local Ray instance's CPUs")
     run.add_argument("--ray-address", dest="ray_address",
@@ -137,14 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     cl = sub.add_parser("claims", help="measure the papers' claims over seeds: verdict, CI, seeds where they hold")
     cl.add_argument("--claim", help="one claim (default: every claim); see tavaal_core.audit.CLAIMS")
-    cl.add_argument("--seeds", type=_int_at_least(2), help="seeds per setting (default: the setting's, 10 for two moons)")
+    cl.add_argument("--seeds", type=_arg(Interval(int, 2)), help="seeds per setting (default: the setting's, 10 for two moons)")
     cl.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="change a config field of the setting")
     cl.add_argument("--sweep", action="append", default=[], metavar="FIELD=V1,V2",
                     help="also measure the claim with each value of FIELD (one table of claim x setting)")
     cl.add_argument("--run", metavar="RUN_DIR", help="measure a saved run instead of running the claim's setting")
     cl.add_argument("--to", help="folder for claims-<name>.csv / .json (default: the audits folder)")
     cl.add_argument("--sequential", action="store_true", help="run seeds one at a time (no batched training)")
-    cl.add_argument("--threads", type=_positive_int(), help="torch CPU threads (default 1: the models are small)")
+    cl.add_argument("--threads", type=_POSITIVE, help="torch CPU threads (default 1: the models are small)")
     cl.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 

@@ -244,8 +244,8 @@ def _normalise(cfg) -> None:
 # Each field's allowed values, in the order they are checked (the first bad one is named). Fields whose
 # default comes from the dataset are optional here and filled by ``resolve``.
 FIELD_RULES: dict[str, Constraint] = {
-    "dataset": Options(_datasets),
-    "method": Options(_methods),
+    "dataset": Options(_datasets, what="dataset"),
+    "method": Options(_methods, what="method"),
     "model": Options(MODELS, optional=True),
     "optimizer": Options(OPTIMIZERS, optional=True),
     "device": Options(DEVICES),

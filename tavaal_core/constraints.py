@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .errors import ConfigError
 
-__all__ = ["Constraint", "Interval", "Options", "Boolean", "check", "check_fields", "is_whole", "is_real"]
+__all__ = ["Constraint", "Interval", "Options", "Boolean", "Text", "check", "check_fields", "parse_number",
+           "is_whole", "is_real"]
 
 
 def is_whole(value: Any) -> bool:
@@ -138,6 +139,33 @@ class Boolean(Constraint):
         if not isinstance(value, (bool, np.bool_)):
             raise ConfigError(name, f"must be true or false, got {value!r}")
         return bool(value)
+
+
+@dataclass(frozen=True)
+class Text(Constraint):
+    """A string; with ``pattern`` (a compiled regular expression) one that matches it, ``what`` saying
+    in words what matches ("letters, digits, '.', '_' or '-'")."""
+
+    pattern: Any = None
+    what: str = "text"
+    optional: bool = False
+
+    def describe(self) -> str:
+        return self.what
+
+    def convert(self, name: str, value: Any) -> Any:
+        if not isinstance(value, str) or (self.pattern is not None and not self.pattern.match(value)):
+            raise ConfigError(name, f"must be {self.what}, got {value!r}")
+        return value
+
+
+def parse_number(text: str, constraint: Interval, name: str = "") -> Any:
+    """A command-line word read as ``constraint``'s kind, then checked by it (ConfigError naming ``name``)."""
+    try:
+        value = constraint.kind(text)
+    except (TypeError, ValueError):
+        raise ConfigError(name, f"must be {constraint.describe()}, got {text!r}") from None
+    return check(name, value, constraint)
 
 
 def check(name: str, value: Any, constraint: Constraint) -> Any:

@@ -33,15 +33,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from . import store
-from .config import MAX_SEED, ExperimentConfig
+from .config import FIELD_RULES, MAX_SEED, ExperimentConfig
+from .constraints import Interval, Text, check
 from .engine import ActiveLearner
 from .errors import ConfigError, TavaalError
 from .records import StageRecord
 from .store import StoreError
-from .strategies import available_methods, get_strategy
+from .strategies import available_methods
 
 MAX_TRIALS = 1000
 MAX_SETTINGS = 1000
@@ -86,11 +86,8 @@ class ExperimentSpec:
         if self.config.seed + self.trials - 1 > MAX_SEED:  # trial t runs seed + t
             raise ConfigError("seed", f"seed + trials - 1 must be <= {MAX_SEED} (seeds are 32-bit), got "
                                       f"{self.config.seed} + {self.trials} - 1")
-        if self.preset is not None and (not isinstance(self.preset, str) or not store.NAME_RE.match(self.preset)):
-            # the preset's name starts the run folder's name
-            raise ConfigError("preset", f"must be a preset name (letters, digits, '.', '_', '-'), got {self.preset!r}")
-        if not isinstance(self.description, str):
-            raise ConfigError("description", f"must be text, got {self.description!r}")
+        check("preset", self.preset, SPEC_RULES["preset"])
+        check("description", self.description, SPEC_RULES["description"])
         sweep = validate_sweep(self.sweep)
         object.__setattr__(self, "sweep", sweep)
         config = self.config
@@ -242,23 +239,28 @@ def check_settings(spec: "ExperimentSpec") -> None:
             raise ConfigError(f"sweep.{field}", f"{message} (setting {store.setting_label(values)})") from None
 
 
+# The spec's own fields; its config's are ExperimentConfig's (config.FIELD_RULES).
+SPEC_RULES = {
+    "methods": FIELD_RULES["method"],  # each of them
+    "trials": Interval(int, 1, MAX_TRIALS),
+    # the preset's name starts the run folder's name
+    "preset": Text(store.NAME_RE, what="a preset name (letters, digits, '.', '_', '-')", optional=True),
+    "description": Text(),
+}
+
+
 def validate_methods(methods) -> None:
-    allowed = available_methods()
     if not methods:
-        raise ConfigError("methods", f"give at least one method; choose from: {', '.join(allowed)}")
+        raise ConfigError("methods", f"give at least one method; choose from: {', '.join(available_methods())}")
     for m in methods:
-        if not isinstance(m, str) or m not in allowed:
-            raise ConfigError("methods", f"unknown method {m!r}; choose from: {', '.join(allowed)}")
+        check("methods", m, SPEC_RULES["methods"])
     duplicates = sorted({m for m in methods if list(methods).count(m) > 1})
     if duplicates:
         raise ConfigError("methods", f"each method once, {duplicates[0]!r} is given twice")
 
 
 def validate_trials(trials) -> None:
-    if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)):
-        raise ConfigError("trials", f"must be a whole number from 1 to {MAX_TRIALS}, got {trials!r}")
-    if not 1 <= trials <= MAX_TRIALS:
-        raise ConfigError("trials", f"must be from 1 to {MAX_TRIALS}, got {trials}")
+    check("trials", trials, SPEC_RULES["trials"])
 
 
 # -- progress ----------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
+from ..constraints import Text, check
 from .layout import CONFIG_FILE, ENVIRONMENT_FILE, FORMAT_VERSION, RECORDS_DIR, STATES, STATUS_FILE, NAME_RE
 from .files import StoreError, _read_json_object, atomic_write_json, run_file
 
@@ -13,13 +14,11 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
-def check_run_name(name: str) -> str:
-    from ..errors import ConfigError
+RUN_NAME = Text(NAME_RE, what="1-120 characters of letters, digits, '.', '_' or '-' (starting with a letter or digit)")
 
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ConfigError("name", f"must be 1-120 characters of letters, digits, '.', '_' or '-' "
-                                  f"(starting with a letter or digit), got {name!r}")
-    return name
+
+def check_run_name(name: str) -> str:
+    return check("name", name, RUN_NAME)
 
 
 def new_run_dir(root, name: str, exclusive: bool = False) -> Path:

@@ -12,9 +12,13 @@ from typing import Protocol
 
 import numpy as np
 
+from ..constraints import Boolean, Options, check_fields
+
 HEADS = ("none", "margin", "ranking")
 VAES = ("none", "adversarial", "rank_conditioned", "unsupervised")
 FEATURES = ("task", "task+vae")
+NEEDS_RULES = {"head": Options(HEADS), "vae": Options(VAES), "features": Options(FEATURES),
+               "mc_dropout": Boolean(), "head_extra": Boolean()}
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,8 @@ class Needs:
     head_extra: bool = False  # Godwin et al. 2022: VAE mu appended inside the loss head
 
     def __post_init__(self):
-        assert self.head in HEADS and self.vae in VAES and self.features in FEATURES
+        # a strategy's declaration is checked like a user's setting: a typo names the field and the choices
+        check_fields(self, NEEDS_RULES)
 
 
 @dataclass
