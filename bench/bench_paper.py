@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from tavaal_core import adversarial  # noqa: E402
+from tavaal_core import vaal_training  # noqa: E402
 from tavaal_core.data.base import Dataset  # noqa: E402
 from tavaal_core.models.loss_head import LossPredictionHead  # noqa: E402
 from tavaal_core.models.task import build_task_model  # noqa: E402
@@ -79,15 +79,15 @@ def measure(ds: Dataset, device, precision: str, sizes: dict) -> dict:
 
     # VAE + discriminator steps: labeled 128 + unlabeled 128 per step -> 2 steps an epoch of 256 samples
     steps = sizes["vae_steps"]
-    vae_settings = adversarial.VAALSettings.images(epochs=1, batch_size=128, vae_preset="reference", latent_dim=32,
+    vae_settings = vaal_training.VAALSettings.images(epochs=1, batch_size=128, vae_preset="reference", latent_dim=32,
                                                    rank_conditioned=True, precision=precision)
     x_l, x_u = x_train[:128 * steps // 2], x_train[25_000:25_000 + 128 * steps // 2]
     r_l, r_u = torch.randn(len(x_l), device=device), torch.randn(len(x_u), device=device)
-    adversarial.train_vaal(x_train[:64], x_train[64:128], ds.normalize, vae_settings,
+    vaal_training.train_vaal(x_train[:64], x_train[64:128], ds.normalize, vae_settings,
                            ranker_output_labeled=r_l[:64], ranker_output_unlabeled=r_u[:64], device=device)  # warm-up
     sync(device)
     t = time.perf_counter()
-    models = adversarial.train_vaal(x_l, x_u, ds.normalize, vae_settings, ranker_output_labeled=r_l,
+    models = vaal_training.train_vaal(x_l, x_u, ds.normalize, vae_settings, ranker_output_labeled=r_l,
                                     ranker_output_unlabeled=r_u, device=device)
     sync(device)
     out["vae"] = (time.perf_counter() - t, steps)
@@ -97,7 +97,7 @@ def measure(ds: Dataset, device, precision: str, sizes: dict) -> dict:
     cand = x_train[10_000:10_000 + n]
     t = time.perf_counter()
     l_hat = predict(model, cand, ds.normalize, head=head).predicted_loss
-    adversarial.discriminator_likelihood(models, cand, ds.normalize, ranker_output=torch.as_tensor(l_hat, device=device))
+    vaal_training.discriminator_likelihood(models, cand, ds.normalize, ranker_output=torch.as_tensor(l_hat, device=device))
     sync(device)
     out["score"] = (time.perf_counter() - t, n)
 

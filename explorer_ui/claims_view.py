@@ -13,7 +13,7 @@ import streamlit as st
 from tavaal_core import audit, figures, store
 from tavaal_core import claims as cm
 from tavaal_core.experiment import Experiment, launch
-from tavaal_core.figures import method_label
+from tavaal_core.strategies import method_label
 
 from . import views
 from .source import Source, open_source

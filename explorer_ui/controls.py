@@ -9,7 +9,7 @@ import streamlit as st
 from tavaal_core import ConfigError, ExperimentConfig, TavaalError, available_methods, get_strategy
 from tavaal_core.config import DATASET_DEFAULTS, MODELS, SEGMENTATION_MODELS
 from tavaal_core.data import dataset_info
-from tavaal_core.figures import method_label
+from tavaal_core.strategies import method_label
 
 from .source import Source, sources
 

@@ -6,6 +6,7 @@ import streamlit as st
 
 from tavaal_core import TavaalError, get_strategy
 from tavaal_core.estimate import estimate_config, format_duration
+from tavaal_core.phases import PHASE_TASK
 
 
 def shared_groups(session) -> int:
@@ -27,7 +28,7 @@ def _estimate(config_json: str, methods: tuple, stage: int, shared: int) -> tupl
         ExperimentConfig.from_dict(__import__("json").loads(config_json))
     est = estimate_config(config, list(methods), stages=[stage])
     seconds = est.seconds
-    task = est.phases.get("task training", 0.0)
+    task = est.phases.get(PHASE_TASK, 0.0)
     if methods and shared < len(methods):
         seconds -= task * (1 - shared / len(methods))
     return seconds, f"{est.device.upper()}, {est.precision}"

@@ -11,12 +11,12 @@ import time
 import streamlit as st
 
 from tavaal_core import get_strategy
-from tavaal_core.figures import method_label
+from tavaal_core.strategies import method_label
+from tavaal_core.phases import PHASE_SCORING, PHASE_TASK, PHASE_UNSUP_VAE, PHASE_VAE
 
 # Slices of one method's share, by phase (the engine's phase names), for methods with / without a VAE.
-_SLICES_VAE = {"unsupervised VAE": (0.0, 0.3), "task training": (0.3, 0.5), "VAE / discriminator": (0.5, 0.97),
-               "scoring": (0.97, 1.0)}
-_SLICES_PLAIN = {"unsupervised VAE": (0.0, 0.5), "task training": (0.5, 0.93), "scoring": (0.93, 1.0)}
+_SLICES_VAE = {PHASE_UNSUP_VAE: (0.0, 0.3), PHASE_TASK: (0.3, 0.5), PHASE_VAE: (0.5, 0.97), PHASE_SCORING: (0.97, 1.0)}
+_SLICES_PLAIN = {PHASE_UNSUP_VAE: (0.0, 0.5), PHASE_TASK: (0.5, 0.93), PHASE_SCORING: (0.93, 1.0)}
 
 
 def method_cost(method: str) -> float:

@@ -9,7 +9,7 @@ import streamlit as st
 
 from tavaal_core import ActiveLearner, ExperimentConfig, TavaalError, load_dataset
 from tavaal_core.data import prepare_dataset
-from tavaal_core.figures import method_label
+from tavaal_core.strategies import method_label
 
 from .runtime import COMPUTE_LOCK
 from .source import DatasetMeta, Source

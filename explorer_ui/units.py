@@ -7,7 +7,7 @@ import streamlit as st
 
 from tavaal_core import statistics, store
 from tavaal_core.errors import TavaalError
-from tavaal_core.figures import method_label
+from tavaal_core.strategies import method_label
 
 STATES = ("done", "running", "failed", "waiting")
 

@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from tavaal_core import analysis, embedding, figures
-from tavaal_core.figures import method_label
+from tavaal_core.strategies import method_label
+from tavaal_core.phases import PHASE_SCORING
 
 from .progress import TaskProgress
 from .runtime import COMPUTE_LOCK
@@ -526,7 +527,7 @@ def _what_if_progress(progress, methods):
         # what_if runs the methods in order; the scoring phase ending marks a method done
         i = state["i"]
         progress(i, methods[min(i, len(methods) - 1)], phase, fraction, message)
-        if phase == "scoring" and fraction >= 1.0:
+        if phase == PHASE_SCORING and fraction >= 1.0:
             state["i"] = min(i + 1, len(methods) - 1)
 
     return cb

@@ -9,7 +9,7 @@ import streamlit as st
 
 from tavaal_core import ActiveLearner
 from tavaal_core.explain import LABELED, NOT_CANDIDATE, compare_ranks, explain, same_state
-from tavaal_core.figures import method_label
+from tavaal_core.strategies import method_label
 
 from .source import Source
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import adversarial, rng, store
+from . import rng, store, vaal_training
 from .engine import PHASE_TASK, PHASE_VAE, ActiveLearner, TrainedTask
 from .experiment import Experiment, ExperimentSpec, ProgressEvent, _one_line, replay
 from .models.discriminator import Discriminator
@@ -270,7 +270,7 @@ def _disc_forward(D, disc: Discriminator, mu, r):
 
 
 def _vae_terms(x, recon, mu, logvar, beta, kl_reduction):
-    """adversarial.reconstruction_kl_loss per seed, (S,)."""
+    """vaal_training.reconstruction_kl_loss per seed, (S,)."""
     mse = (recon - x).pow(2).mean(dim=(1, 2))
     terms = 1.0 + logvar - mu.pow(2) - logvar.exp()
     kl = -0.5 * (terms.mean(dim=(1, 2)) if kl_reduction == "mean" else terms.sum(dim=(1, 2)))
@@ -290,7 +290,7 @@ def _pad_rank_input(P: dict, name: str, rank_dim: int) -> None:
 
 
 def train_vaal_models(learners: list[ActiveLearner], trained: list[TrainedTask], needs) -> list | None:
-    """:func:`tavaal_core.adversarial.train_vaal` for every learner's current stage at once (vector data):
+    """:func:`tavaal_core.vaal_training.train_vaal` for every learner's current stage at once (vector data):
     the same models, batches, noise and losses per seed. ``needs``: one strategy ``Needs`` for all, or one
     per learner (VAAL and TA-VAAL models train in one stack, VAAL's padded to TA-VAAL's input width).
     Returns (models, seconds per model), or None when the models are not the batchable kind."""
@@ -323,8 +323,8 @@ def train_vaal_models(learners: list[ActiveLearner], trained: list[TrainedTask],
             r_l = torch.as_tensor(learner._predict(task, x_l).predicted_loss, device=device)
             r_u = torch.as_tensor(learner._predict(task, x_u).predicted_loss, device=device)
             mode = st_i.discriminator_rank_input
-            rl = adversarial.rank_inputs(r_l, n_l, mode, device=device)
-            ru = adversarial.rank_inputs(r_u, n_u, mode, device=device)
+            rl = vaal_training.rank_inputs(r_l, n_l, mode, device=device)
+            ru = vaal_training.rank_inputs(r_u, n_u, mode, device=device)
             r_dec_alls.append(torch.cat([rl[0], ru[0]]))
             r_disc_alls.append(torch.cat([rl[1], ru[1]]))
         elif rank_dim:  # VAAL in a mixed stack: r = 0 into its zero columns
@@ -368,8 +368,8 @@ def train_vaal_models(learners: list[ActiveLearner], trained: list[TrainedTask],
     step_count = 0
     for epoch in range(settings.epochs):
         idx = torch.stack([torch.cat([
-            adversarial._index_stream(n_l, steps * b_l, g, device).view(steps, b_l),
-            adversarial._index_stream(n_u, steps * b, g, device).view(steps, b) + n_l], dim=1) for g in gens_o])
+            vaal_training._index_stream(n_l, steps * b_l, g, device).view(steps, b_l),
+            vaal_training._index_stream(n_u, steps * b, g, device).view(steps, b) + n_l], dim=1) for g in gens_o])
         acc = torch.zeros(3, n_models, device=device)
         for s in range(steps):
             ib = idx[:, s]  # (S, b_l + b)
@@ -419,7 +419,7 @@ def train_vaal_models(learners: list[ActiveLearner], trained: list[TrainedTask],
     for i, learner in enumerate(learners):
         r = row_of[i]
         history = {k: hist[:, j, r].tolist() for j, k in enumerate(("vae", "adversarial", "discriminator"))}
-        out.append(adversarial.VAALModels(vaes[i].eval(), discs[i].eval(), settings_list[i], history,
+        out.append(vaal_training.VAALModels(vaes[i].eval(), discs[i].eval(), settings_list[i], history,
                                           seed=learner.config.seed, stage=stage))
     return out, seconds
 

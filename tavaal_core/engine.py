@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import adversarial, rng
+from . import rng, vaal_training
 from .analysis import class_count_entropy
 from .config import ExperimentConfig, check_dataset, check_method
 from .data import Dataset, prepare_dataset
@@ -36,10 +36,7 @@ from .strategies.uncertainty import bald_scores, predictive_entropy
 # progress(phase, fraction of that phase done, message)
 ProgressCallback = Callable[[str, float, str], None]
 
-PHASE_TASK = "task training"
-PHASE_VAE = "VAE / discriminator"
-PHASE_UNSUP_VAE = "unsupervised VAE"
-PHASE_SCORING = "scoring"
+from .phases import PHASE_SCORING, PHASE_TASK, PHASE_UNSUP_VAE, PHASE_VAE  # noqa: E402  (batched imports them from here)
 
 BOUNDARY_GRID = 80
 _RECORD_FIELDS = {f.name for f in dataclasses.fields(StageRecord) if f.name.startswith("candidate_")}
@@ -282,9 +279,9 @@ class ActiveLearner:
             extras["candidate_rank"] = 1.0 / (1.0 + np.exp(-cand_preds.predicted_loss))
         if vaal_models is not None:
             extras["candidate_likelihood"] = ctx.discriminator_likelihood()
-            extras["labeled_likelihood"] = self._likelihood(
+            extras["labeled_likelihood"] = self.discriminator_likelihood(
                 vaal_models, needs, trained, labeled,
-                ranker_output=self._pool_predictions(trained, "labeled", labeled).predicted_loss)
+                ranker_output=self.pool_predictions(trained, "labeled", labeled).predicted_loss)
         analysis = self._predict(trained, ds.x_train[self._t(self.analysis_indices)],
                                  extra=self._raw_mu_of(self.analysis_indices) if extra_vae else None)
         if vaal_models is not None:
@@ -385,7 +382,7 @@ class ActiveLearner:
         init = "imagenet" if getattr(model, "pretrained_loaded", False) else "random"
         return TrainedTask(model, head, head_kind, history.task_loss, time.perf_counter() - started, init)
 
-    def _vaal_settings(self, needs) -> adversarial.VAALSettings:
+    def _vaal_settings(self, needs) -> vaal_training.VAALSettings:
         cfg, ds = self.config, self.dataset
         overrides = dict(
             epochs=cfg.vae_epochs, batch_size=cfg.vae_batch_size, beta=cfg.beta,
@@ -398,7 +395,7 @@ class ActiveLearner:
             overrides["vae_width"] = cfg.vae_width
         if cfg.vae_lr is not None:
             overrides["lr_vae"] = overrides["lr_discriminator"] = cfg.vae_lr
-        return adversarial.VAALSettings.for_shape(ds.input_shape, **overrides)
+        return vaal_training.VAALSettings.for_shape(ds.input_shape, **overrides)
 
     def _vaal(self, needs, trained: TrainedTask, labeled, candidates, progress):
         """VAAL / TA-VAAL: a fresh VAE + discriminator trained on the labeled set and the candidate subset
@@ -408,11 +405,11 @@ class ActiveLearner:
             ds = self.dataset
             rank_l = rank_u = None
             if needs.vae == "rank_conditioned":
-                rank_l = self._pool_predictions(trained, "labeled", labeled).predicted_loss
-                rank_u = self._pool_predictions(trained, "candidates", candidates).predicted_loss
+                rank_l = self.pool_predictions(trained, "labeled", labeled).predicted_loss
+                rank_u = self.pool_predictions(trained, "candidates", candidates).predicted_loss
                 rank_l, rank_u = (torch.as_tensor(r, device=self.device) for r in (rank_l, rank_u))
             with rng.seeded(self.config.seed, self.stage, "vaal-global", self.device):
-                self._cache[key] = adversarial.train_vaal(
+                self._cache[key] = vaal_training.train_vaal(
                     ds.x_train[self._t(labeled)], ds.x_train[self._t(candidates)], ds.normalize,
                     self._vaal_settings(needs), ranker_output_labeled=rank_l, ranker_output_unlabeled=rank_u,
                     seed=self.config.seed, stage=self.stage, device=self.device,
@@ -420,7 +417,7 @@ class ActiveLearner:
                 )
         return self._cache[key]
 
-    def _likelihood(self, vaal_models, needs, trained, indices, ranker_output=None) -> np.ndarray:
+    def discriminator_likelihood(self, vaal_models, needs, trained, indices, ranker_output=None) -> np.ndarray:
         """D(mu[, r]) for ``indices``; ``ranker_output`` (l_hat) when already computed, else predicted here."""
         x = self.dataset.x_train[self._t(indices)]
         ranker = None
@@ -428,7 +425,7 @@ class ActiveLearner:
             if ranker_output is None:
                 ranker_output = self._predict(trained, x).predicted_loss
             ranker = torch.as_tensor(ranker_output, device=self.device)
-        out = adversarial.discriminator_likelihood(vaal_models, x, self.dataset.normalize, ranker_output=ranker,
+        out = vaal_training.discriminator_likelihood(vaal_models, x, self.dataset.normalize, ranker_output=ranker,
                                                    settings=self._vaal_settings(needs))
         return out.float().cpu().numpy()
 
@@ -437,16 +434,16 @@ class ActiveLearner:
         if self._unsupervised_vae is None:
             cfg, ds = self.config, self.dataset
             with rng.seeded(cfg.seed, 0, "unsupervised-vae-global", self.device):
-                vae = adversarial.train_unsupervised_vae(
+                vae = vaal_training.train_unsupervised_vae(
                     ds.x_train, ds.normalize, epochs=cfg.unsupervised_vae_epochs, latent_dim=cfg.latent_dim,
                     width=cfg.vae_width, seed=cfg.seed, device=self.device,
                     progress=lambda f, msg: progress(PHASE_UNSUP_VAE, f, msg), precision=self.precision,
                 )
             self._unsupervised_vae = vae
-            self._unsupervised_mu = adversarial.encode_mu(vae, ds.x_train, ds.normalize).float()
+            self._unsupervised_mu = vaal_training.encode_mu(vae, ds.x_train, ds.normalize).float()
         return self._unsupervised_vae
 
-    def _mu_of(self, indices) -> torch.Tensor:
+    def vae_features(self, indices) -> torch.Tensor:
         """alpha * mu of the trial VAE for training samples: the distance features of Godwin et al. 2022,
         eq. (6) (core-set / MedAL + VAE)."""
         return self.config.alpha * self._raw_mu_of(indices)
@@ -458,13 +455,13 @@ class ActiveLearner:
 
     def _mu(self, x) -> torch.Tensor:
         """V(x) of the trial VAE for raw inputs (the loss head + VAE on the test set), unscaled."""
-        return adversarial.encode_mu(self._unsupervised_vae, x, self.dataset.normalize).float()
+        return vaal_training.encode_mu(self._unsupervised_vae, x, self.dataset.normalize).float()
 
     def _encode(self, vae, indices) -> np.ndarray:
-        return adversarial.encode_mu(vae, self.dataset.x_train[self._t(indices)], self.dataset.normalize).float().cpu().numpy()
+        return vaal_training.encode_mu(vae, self.dataset.x_train[self._t(indices)], self.dataset.normalize).float().cpu().numpy()
 
     # -- inference helpers -------------------------------------------------------------------------
-    def _pool_predictions(self, trained: TrainedTask, which: str, indices) -> Predictions:
+    def pool_predictions(self, trained: TrainedTask, which: str, indices) -> Predictions:
         """``trained``'s predictions (with the true loss) for this stage's labeled set or candidates, computed
         once per stage and shared by the Ranker inputs, the scores, the features and the likelihoods."""
         key = ("pred", id(trained), which)
@@ -477,6 +474,10 @@ class ActiveLearner:
 
     def _t(self, indices) -> torch.Tensor:
         return torch.as_tensor(np.asarray(indices), dtype=torch.long, device=self.device)
+
+    def inputs(self, indices) -> torch.Tensor:
+        """The training inputs of dataset ``indices``, on the learner's device (what a strategy scores)."""
+        return self.dataset.x_train[self._t(indices)]
 
     def _predict(self, trained: TrainedTask, x, y=None, extra=None) -> Predictions:
         return predict(trained.model, x, self.dataset.normalize, head=trained.head, y=y, extra=extra)
@@ -530,7 +531,7 @@ class _StageContext:
     def predictions(self) -> Predictions:
         lr = self._learner
 
-        return self._once("pred", lambda: lr._pool_predictions(self._trained, "candidates", self.candidates))
+        return self._once("pred", lambda: lr.pool_predictions(self._trained, "candidates", self.candidates))
 
     def predictive_entropy(self) -> np.ndarray:
         """(N,) entropy of each candidate's predicted class distribution; segmentation: the per-pixel
@@ -544,13 +545,13 @@ class _StageContext:
         if not lr.dataset.is_segmentation:
             return bald_scores(self.mc_probs())
         return self._once("bald", lambda: mc_dropout_pixel_bald(
-            self._trained.model, lr.dataset.x_train[lr._t(self.candidates)], lr.dataset.normalize,
+            self._trained.model, lr.inputs(self.candidates), lr.dataset.normalize,
             lr.config.mc_passes, rng.torch_generator(lr.config.seed, self._stage, "mc-dropout", lr.device)))
 
     def mc_probs(self) -> np.ndarray:
         lr = self._learner
         return self._once("mc", lambda: mc_dropout_probs(
-            self._trained.model, lr.dataset.x_train[lr._t(self.candidates)], lr.dataset.normalize,
+            self._trained.model, lr.inputs(self.candidates), lr.dataset.normalize,
             lr.config.mc_passes, rng.torch_generator(lr.config.seed, self._stage, "mc-dropout", lr.device)))
 
     def features(self):
@@ -562,10 +563,10 @@ class _StageContext:
         def run():
             parts = []
             for which, idx in (("candidates", self.candidates), ("labeled", self.labeled)):
-                emb = lr._pool_predictions(self._trained, which, idx).embedding
+                emb = lr.pool_predictions(self._trained, which, idx).embedding
                 feats = torch.as_tensor(emb, device=lr.device)
                 if strategy.needs.features == "task+vae":
-                    feats = torch.cat([feats, lr._mu_of(idx)], dim=1)
+                    feats = torch.cat([feats, lr.vae_features(idx)], dim=1)
                 parts.append(feats)
             return tuple(parts)
 
@@ -573,7 +574,7 @@ class _StageContext:
 
     def discriminator_likelihood(self) -> np.ndarray:
         strategy = get_strategy(self._method)
-        return self._once("likelihood", lambda: self._learner._likelihood(
+        return self._once("likelihood", lambda: self._learner.discriminator_likelihood(
             self.vaal_models, strategy.needs, self._trained, self.candidates,
             ranker_output=self.predictions().predicted_loss))  # l_hat of the candidates, computed once
 

@@ -28,6 +28,7 @@ import torch
 
 from .config import ExperimentConfig
 from .errors import TavaalError
+from .phases import PHASE_INFERENCE, PHASE_TASK, PHASE_UNSUP_VAE, PHASE_VAE
 
 # Input shape, training and test sizes of the sets that need files, for an estimate before they exist
 # (the loaded dataset's own sizes are used whenever it loads).
@@ -98,7 +99,7 @@ def _shape_and_sizes(config: ExperimentConfig):
 def probe(config: ExperimentConfig, vae: bool = True, unsupervised: bool = False) -> tuple[Rates, float]:
     """Rates for ``config`` (resolved) on this machine, from the disk cache or measured now (a few steps of
     each phase on random data of the right shape). Returns (rates, seconds spent measuring)."""
-    from . import adversarial
+    from . import vaal_training
     from .models.loss_head import LossPredictionHead
     from .models.task import build_task_model
     from .training import (TrainSettings, predict, resolve_device, resolve_precision, small_model_cpu_threads,
@@ -152,7 +153,7 @@ def probe(config: ExperimentConfig, vae: bool = True, unsupervised: bool = False
         infer = _timed(lambda: predict(model, xi, normalize, head=head)) / n_inf
         rates = Rates(task_step, infer)
         if vae:
-            vs = adversarial.VAALSettings.for_shape(shape, epochs=1, batch_size=cfg.vae_batch_size,
+            vs = vaal_training.VAALSettings.for_shape(shape, epochs=1, batch_size=cfg.vae_batch_size,
                                                     latent_dim=cfg.latent_dim, vae_preset=cfg.vae_preset,
                                                     rank_conditioned=True, precision=precision,
                                                     **({"vae_width": cfg.vae_width} if image else {}))
@@ -162,7 +163,7 @@ def probe(config: ExperimentConfig, vae: bool = True, unsupervised: bool = False
             r = torch.randn(2 * b, device=device)
 
             def vae_epoch():
-                adversarial.train_vaal(xv[:b], xv[b:], normalize, vs, ranker_output_labeled=r[:b],
+                vaal_training.train_vaal(xv[:b], xv[b:], normalize, vs, ranker_output_labeled=r[:b],
                                        ranker_output_unlabeled=r[b:], device=device)
 
             vae_epoch()  # warm-up
@@ -170,7 +171,7 @@ def probe(config: ExperimentConfig, vae: bool = True, unsupervised: bool = False
         if unsupervised:
             xu = make(256)
             t = time.perf_counter()
-            adversarial.train_unsupervised_vae(xu, normalize, epochs=1, batch_size=128, latent_dim=cfg.latent_dim,
+            vaal_training.train_unsupervised_vae(xu, normalize, epochs=1, batch_size=128, latent_dim=cfg.latent_dim,
                                                width=cfg.vae_width, device=device, precision=precision)
             rates.unsupervised_step = (time.perf_counter() - t) / 2
     finally:
@@ -221,11 +222,11 @@ def estimate_config(config: ExperimentConfig, methods, trials: int = 1, stages=N
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device, cfg.model)
     stages = range(cfg.stages) if stages is None else stages
-    phases = {"task training": 0.0, "VAE / discriminator": 0.0, "inference": 0.0, "unsupervised VAE": 0.0}
+    phases = {PHASE_TASK: 0.0, PHASE_VAE: 0.0, PHASE_INFERENCE: 0.0, PHASE_UNSUP_VAE: 0.0}
     for need in needs:
         if need.vae == "unsupervised":
             steps = cfg.unsupervised_vae_epochs * math.ceil(n_train / 128)
-            phases["unsupervised VAE"] += steps * rates.unsupervised_step + n_train * rates.infer_image
+            phases[PHASE_UNSUP_VAE] += steps * rates.unsupervised_step + n_train * rates.infer_image
         for s in stages:
             labeled = cfg.initial_size + s * cfg.budget
             unlabeled = n_train - labeled
@@ -235,12 +236,12 @@ def estimate_config(config: ExperimentConfig, methods, trials: int = 1, stages=N
                 candidates = min(unlabeled, cfg.subset_factor * cfg.budget)
             else:
                 candidates = unlabeled
-            phases["task training"] += cfg.epochs_at(s) * math.ceil(labeled / cfg.batch_size) * rates.task_step
+            phases[PHASE_TASK] += cfg.epochs_at(s) * math.ceil(labeled / cfg.batch_size) * rates.task_step
             images = n_test + labeled + candidates + min(cfg.analysis_size, n_train)
-            phases["inference"] += images * rates.infer_image
+            phases[PHASE_INFERENCE] += images * rates.infer_image
             if need.vae in ("adversarial", "rank_conditioned"):
                 steps = cfg.vae_epochs * math.ceil((labeled + candidates) / cfg.vae_batch_size)
-                phases["VAE / discriminator"] += steps * rates.vae_step
+                phases[PHASE_VAE] += steps * rates.vae_step
     phases = {k: v * trials for k, v in phases.items()}
     return Estimate(sum(phases.values()), device.type, precision, phases, probe_seconds)
 

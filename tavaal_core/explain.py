@@ -156,7 +156,7 @@ def family(method: str, record: StageRecord | None = None) -> str:
 
 
 def _label(method: str) -> str:
-    from .figures import method_label
+    from .strategies import method_label
 
     return method_label(method)
 

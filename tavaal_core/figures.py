@@ -20,20 +20,13 @@ from . import analysis
 from .analysis import curves_from_records  # noqa: F401  (part of this module's contract)
 from .statistics import CURVE_COLUMNS, curve_metric, metric_label
 from .records import StageRecord
+from .strategies import method_color, method_label
 
 # Colour-blind-safe palettes: Okabe & Ito's eight (without black, kept for picks, and yellow, unreadable
 # as a faint dot on white) and Paul Tol's muted set for the rest. ``cvd_min_distance`` checks them under
 # simulated protanopia, deuteranopia and tritanopia (tests/test_figures.py).
 CLASS_COLORS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#882255", "#999933",
                 "#332288", "#DDCC77"]
-# Families share a hue (core-set greens, learning-loss reds, VAAL ambers); TA-VAAL gets the strongest colour.
-# The four default methods (random, core-set, VAAL, TA-VAAL) were chosen to stay apart for every colour-vision
-# deficiency (minimum CIE76 difference about 40; tests/test_figures_teaching.py).
-METHOD_COLORS = {"random": "#bbbbbb", "entropy": "#56B4E9", "bald": "#0072B2", "coreset": "#117733",
-                 "medal": "#44AA99", "coreset_vae": "#999933", "medal_vae": "#88CCEE", "lloss": "#D55E00",
-                 "lloss_v2": "#CC6677", "lloss_vae": "#882255", "vaal": "#E69F00", "tavaal": "#6a3d9a",
-                 "vaal_lloss": "#DDCC77"}
-_SPARE_COLORS = ["#882255", "#661100", "#6699CC", "#888888", "#117733", "#AA4466", "#4477AA"]
 PICK_COLOR = "#111111"
 USER_COLOR = "#d4008f"
 BOUNDARY_COLOR = "#222222"
@@ -65,23 +58,6 @@ def colorize_mask(mask: np.ndarray, num_classes: int, background_class: int | No
     if background_class is not None:
         palette[background_class] = BACKGROUND_PIXEL_RGB
     return palette[np.asarray(mask, np.uint8)]
-
-
-def method_color(method: str) -> str:
-    """One colour per method, the same in every view (random is grey)."""
-    if method in METHOD_COLORS:
-        return METHOD_COLORS[method]
-    return _SPARE_COLORS[sum(map(ord, method)) % len(_SPARE_COLORS)]  # a method registered later
-
-
-def method_label(method: str) -> str:
-    from .strategies import get_strategy
-    from .errors import ConfigError
-
-    try:
-        return get_strategy(method).label or method
-    except ConfigError:  # a saved run may name a method this version does not have
-        return method
 
 
 def _rgba(hex_color: str, alpha: float) -> str:

@@ -45,12 +45,12 @@ def test_command_line_words_are_read_by_the_same_rules():
 
 
 def test_each_allowed_value_list_has_one_home():
-    from tavaal_core import adversarial, cli, experiment
+    from tavaal_core import vaal_training, cli, experiment
     from tavaal_core.executors import EXECUTORS
 
-    assert adversarial.VAAL_RULES["kl_reduction"].allowed is config.KL_REDUCTIONS
-    assert adversarial.VAAL_RULES["discriminator_rank_input"].allowed is config.RANK_INPUTS
-    assert adversarial.VAAL_RULES["vae_preset"].allowed is config.VAE_PRESETS
+    assert vaal_training.VAAL_RULES["kl_reduction"].allowed is config.KL_REDUCTIONS
+    assert vaal_training.VAAL_RULES["discriminator_rank_input"].allowed is config.RANK_INPUTS
+    assert vaal_training.VAAL_RULES["vae_preset"].allowed is config.VAE_PRESETS
     assert experiment.SPEC_RULES["methods"] is config.FIELD_RULES["method"]
     actions = {a.dest: a for sub in cli.build_parser()._subparsers._group_actions for p in sub.choices.values()
                for a in p._actions}

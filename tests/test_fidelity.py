@@ -160,7 +160,7 @@ def test_stored_vae_features_are_unscaled_so_the_feature_map_scales_them_once(di
 # -- 6. TA-VAAL: uniform r at the first VAE iteration of a stage, as Algorithm 1 and its code --------------
 @pytest.mark.parametrize("uniform_steps", [1, 0])
 def test_the_first_vae_step_conditions_on_uniform_r(monkeypatch, uniform_steps):
-    from tavaal_core import adversarial
+    from tavaal_core import vaal_training
     from tavaal_core.models.discriminator import Discriminator
 
     seen = []
@@ -175,9 +175,9 @@ def test_the_first_vae_step_conditions_on_uniform_r(monkeypatch, uniform_steps):
     g = torch.Generator().manual_seed(0)
     x_l, x_u = torch.randn(16, 2, generator=g), torch.randn(48, 2, generator=g)
     l_hat_l, l_hat_u = torch.randn(16, generator=g), torch.randn(48, generator=g)
-    settings = adversarial.VAALSettings.two_moons(epochs=3, batch_size=1024, rank_conditioned=True,
+    settings = vaal_training.VAALSettings.two_moons(epochs=3, batch_size=1024, rank_conditioned=True,
                                                   uniform_rank_steps=uniform_steps)
-    adversarial.train_vaal(x_l, x_u, lambda t: t, settings, ranker_output_labeled=l_hat_l,
+    vaal_training.train_vaal(x_l, x_u, lambda t: t, settings, ranker_output_labeled=l_hat_l,
                            ranker_output_unlabeled=l_hat_u)
     ranker_r = torch.sigmoid(torch.cat([l_hat_l, l_hat_u]))
     assert len(seen) == 3
@@ -189,14 +189,14 @@ def test_the_first_vae_step_conditions_on_uniform_r(monkeypatch, uniform_steps):
 
 def test_vae_steps_per_epoch_follow_the_reference_schedule(monkeypatch):
     """(labeled + subset) / batch steps an epoch, as TA-VAAL's code: the labeled set counts."""
-    from tavaal_core import adversarial
+    from tavaal_core import vaal_training
 
     calls = []
-    monkeypatch.setattr(adversarial, "discriminator_loss",
-                        lambda *a, _f=adversarial.discriminator_loss: calls.append(1) or _f(*a))
+    monkeypatch.setattr(vaal_training, "discriminator_loss",
+                        lambda *a, _f=vaal_training.discriminator_loss: calls.append(1) or _f(*a))
     g = torch.Generator().manual_seed(0)
-    settings = adversarial.VAALSettings.two_moons(epochs=2, batch_size=64)
-    adversarial.train_vaal(torch.randn(30, 2, generator=g), torch.randn(100, 2, generator=g), lambda t: t, settings)
+    settings = vaal_training.VAALSettings.two_moons(epochs=2, batch_size=64)
+    vaal_training.train_vaal(torch.randn(30, 2, generator=g), torch.randn(100, 2, generator=g), lambda t: t, settings)
     assert len(calls) == 2 * math.ceil((30 + 100) / 64)
 
 

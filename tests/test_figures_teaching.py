@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from tavaal_core import figures
-from tavaal_core.figures import CLASS_COLORS, METHOD_COLORS, cvd_min_distance
+from tavaal_core.figures import CLASS_COLORS, cvd_min_distance
+from tavaal_core.strategies import METHOD_COLORS
 
 DEFAULT_METHODS = ["random", "coreset", "vaal", "tavaal"]
 

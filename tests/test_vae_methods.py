@@ -64,7 +64,7 @@ def test_seed004_features_are_task_features_with_alpha_mu_appended(digits_datase
     ctx = _StageContext(learner2, trained, cand, learner2.pool.labeled, "coreset_vae", 0)
     feats, _ = ctx.features()
     task = learner2._predict(trained, digits_dataset.x_train[torch.as_tensor(cand)]).embedding
-    from tavaal_core.adversarial import encode_mu
+    from tavaal_core.vaal_training import encode_mu
 
     mu = encode_mu(learner2._unsupervised_vae, digits_dataset.x_train[torch.as_tensor(cand)], digits_dataset.normalize)
     expected = np.concatenate([task, 2.5 * mu.numpy()], axis=1)
@@ -89,11 +89,11 @@ def test_alpha_zero_gives_exactly_the_plain_methods_picks(pair, digits_dataset):
 
 
 def test_unsupervised_vae_is_trained_once_per_trial(digits_dataset, monkeypatch):
-    from tavaal_core import adversarial
+    from tavaal_core import vaal_training
 
     calls = []
-    original = adversarial.train_unsupervised_vae
-    monkeypatch.setattr(adversarial, "train_unsupervised_vae", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = vaal_training.train_unsupervised_vae
+    monkeypatch.setattr(vaal_training, "train_unsupervised_vae", lambda *a, **k: calls.append(1) or original(*a, **k))
     learner = ActiveLearner(fast("digits", "lloss_vae"), dataset=digits_dataset).start()
     for _ in range(3):
         learner.step()

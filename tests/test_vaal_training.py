@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from tavaal_core.adversarial import (
+from tavaal_core.vaal_training import (
     VAALModels,
     VAALSettings,
     adversarial_loss,
