@@ -2,7 +2,7 @@
 
 The engine reports (phase, fraction of that phase, message) per method. A method's share of the bar is
 its expected cost (a VAE makes a stage several times longer), and within a method the phases take fixed
-slices, so the bar only moves forward.
+slices; the bar shows the sum over methods (which may run at once), so it only moves forward.
 """
 from __future__ import annotations
 
@@ -51,8 +51,8 @@ class StepProgress:
         self.first_stage = first_stage
         costs = [method_cost(m) for m in self.methods]
         total = sum(costs) or 1.0
-        self.offsets = [sum(costs[:i]) / total for i in range(len(costs))]
         self.shares = [c / total for c in costs]
+        self._within = [0.0] * len(self.methods)  # how far each method is in this stage (they may run at once)
         self.started = time.perf_counter()
         self._last = 0.0
         self._value = 0.0
@@ -80,8 +80,8 @@ class StepProgress:
     def __call__(self, i: int, method: str, phase: str, fraction: float, message: str) -> None:
         slices = _SLICES_VAE if method_cost(method) > 5 else _SLICES_PLAIN
         lo, hi = slices.get(phase, (0.0, 1.0))
-        within = lo + (hi - lo) * min(max(fraction, 0.0), 1.0)
-        value = (self.done_stages + self.offsets[i] + self.shares[i] * within) / self.stages
+        self._within[i] = max(self._within[i], lo + (hi - lo) * min(max(fraction, 0.0), 1.0))
+        value = (self.done_stages + sum(s * w for s, w in zip(self.shares, self._within))) / self.stages
         self._value = max(self._value, min(value, 1.0))
         now = time.perf_counter()
         if self.status is None:
@@ -95,6 +95,7 @@ class StepProgress:
 
     def next_stage(self) -> None:
         self.done_stages += 1
+        self._within = [0.0] * len(self.methods)
         self._value = self.done_stages / self.stages
         if self.status is None and time.perf_counter() - self.started >= self.show_after:
             self._show()

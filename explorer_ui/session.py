@@ -2,6 +2,9 @@
 method starts from the same initial labels), stepped together. Its records are the views' Source."""
 from __future__ import annotations
 
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -9,8 +12,10 @@ import streamlit as st
 
 from tavaal_core import ActiveLearner, ExperimentConfig, TavaalError, load_dataset
 from tavaal_core.data import prepare_dataset
+from tavaal_core.executors import usable_cpus
 from tavaal_core.strategies import method_label
 
+from .progress import method_cost
 from .runtime import COMPUTE_LOCK
 from .source import DatasetMeta, Source
 
@@ -51,6 +56,18 @@ def fit_stages(config: ExperimentConfig, pool: int, most: int = 30) -> Experimen
     resolved = config.resolve()
     stages = max(1, min(most, (pool - resolved.initial_size) // max(1, resolved.budget)))
     return config.with_(stages=stages)
+
+
+class StepCancelled(BaseException):
+    """Raised in a method's thread when the step it belongs to was interrupted (not an error)."""
+
+
+def step_workers(learners: list[ActiveLearner]) -> int:
+    """Threads for one Step: one per core on a CPU (each learner trains with one torch thread), one on a GPU
+    (its kernels queue on one device anyway)."""
+    if len(learners) <= 1 or any(lrn.device.type != "cpu" for lrn in learners):
+        return 1
+    return max(1, min(len(learners), usable_cpus()))
 
 
 @dataclass
@@ -124,20 +141,58 @@ class LiveSession:
 
     def step(self, progress: MethodProgress | None = None) -> list[StepFailure]:
         """One stage of every method. A method that fails is dropped from the session (its message kept),
-        so the others stay in step."""
-        failures = []
+        so the others stay in step.
+
+        On a CPU the methods run in parallel threads, one per core (each learner trains with one torch
+        thread and draws its randomness from its own generators, so the picks are those of a sequential
+        step; tests/test_parallel_step.py). ``progress`` is called in this thread only, so it may draw
+        Streamlit elements; when it raises (a click elsewhere stops the script), the methods still
+        running stop at their next progress report and the step is completed by the next call."""
         target = self.stage + 1
-        for i, (m, lrn) in enumerate(list(self.learners.items())):
-            if lrn.done or lrn.stage >= target:  # already there (an interrupted step got this far)
-                continue
-            cb = (lambda phase, frac, msg, i=i, m=m: progress(i, m, phase, frac, msg)) if progress else None
+        todo = [(i, m, lrn) for i, (m, lrn) in enumerate(self.learners.items())
+                if not lrn.done and lrn.stage < target]  # skip those already there (an interrupted step)
+        todo.sort(key=lambda job: -method_cost(job[1]))  # longest first: the workers finish together
+        reports: queue.SimpleQueue = queue.SimpleQueue()
+        cancel = threading.Event()
+
+        def run(i: int, m: str, lrn: ActiveLearner) -> None:
+            def report(phase: str, fraction: float, message: str) -> None:
+                if cancel.is_set():
+                    raise StepCancelled()
+                reports.put((i, m, phase, fraction, message))
+            lrn.step(report)
+
+        def relay() -> None:
+            while True:
+                try:
+                    job = reports.get_nowait()
+                except queue.Empty:
+                    return
+                if progress is not None:
+                    progress(*job)
+
+        failures = []
+        with COMPUTE_LOCK:
+            pool = ThreadPoolExecutor(max_workers=step_workers([lrn for _, _, lrn in todo]),
+                                      thread_name_prefix="tavaal-step")
+            futures = {pool.submit(run, i, m, lrn): m for i, m, lrn in todo}
             try:
-                with COMPUTE_LOCK:
-                    lrn.step(cb)
-            except TavaalError as e:
-                failures.append(StepFailure(m, str(e)))
-            except Exception as e:  # a bug in a strategy must not take the page down: report it, drop the method
-                failures.append(StepFailure(m, f"{type(e).__name__}: {e}"))
+                pending = set(futures)
+                while pending:
+                    _, pending = wait(pending, timeout=0.1)
+                    relay()
+            finally:
+                if any(not f.done() for f in futures):
+                    cancel.set()  # interrupted: the others stop at their next progress report
+                pool.shutdown(wait=True)
+            for future, m in futures.items():
+                error = future.exception()
+                if error is None or isinstance(error, StepCancelled):
+                    continue
+                if isinstance(error, TavaalError):
+                    failures.append(StepFailure(m, str(error)))
+                else:  # a bug in a strategy must not take the page down: report it, drop the method
+                    failures.append(StepFailure(m, f"{type(error).__name__}: {error}"))
         for f in failures:
             self.drop(f.method)
         return failures

@@ -10,8 +10,10 @@ and a step() after a what-if reuses it. Every random draw comes from (seed, stag
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -316,15 +318,14 @@ class ActiveLearner:
         key = ("task", head_kind, extra_vae, dropout)
         if key not in self._cache:
             shared_key = self._shared_key(labeled, key)
-            trained = self._shared.get(shared_key) if shared_key is not None else None
-            if trained is None:
+            if shared_key is None:
                 trained = self._train_task(labeled, head_kind, extra_vae, dropout, self.stage, progress)
-                if shared_key is not None:
-                    for old in [k for k in self._shared if k[1] != self.stage]:  # only this stage's models
-                        del self._shared[old]
-                    self._shared[shared_key] = trained
             else:
-                trained = dataclasses.replace(trained, seconds=0.0, shared=True)
+                trained, trained_here = _shared_once(
+                    self._shared, shared_key, self.stage,
+                    lambda: self._train_task(labeled, head_kind, extra_vae, dropout, self.stage, progress))
+                if not trained_here:
+                    trained = dataclasses.replace(trained, seconds=0.0, shared=True)
             self._cache[key] = trained
             if self.config.warm_start:
                 self._warm[key[1:]] = self._cache[key]
@@ -371,8 +372,11 @@ class ActiveLearner:
         )
         idx = self._t(indices)
         label = "task learner" + (" + loss head" if head_kind == "margin" else " + Ranker" if head_kind == "ranking" else "")
-        # Dropout draws from torch's global RNG: give it a derived seed, and leave the global state as it was.
-        with rng.seeded(cfg.seed, stage, "task-dropout", self.device):
+        # Dropout draws from torch's global RNG: give it a derived seed and leave the global state as it was
+        # (that holds the global-RNG lock for the whole training). Without dropout the loop draws only from
+        # its own generator, so it runs unlocked: methods of one Step can then train in parallel threads.
+        seeded = rng.seeded(cfg.seed, stage, "task-dropout", self.device) if dropout > 0 else contextlib.nullcontext()
+        with seeded:
             history = train_task_model(
                 model, head, ds.x_train[idx], ds.y_train[idx], ds.normalize, settings,
                 rng.torch_generator(cfg.seed, stage, "task-batches", self.device),
@@ -408,13 +412,13 @@ class ActiveLearner:
                 rank_l = self.pool_predictions(trained, "labeled", labeled).predicted_loss
                 rank_u = self.pool_predictions(trained, "candidates", candidates).predicted_loss
                 rank_l, rank_u = (torch.as_tensor(r, device=self.device) for r in (rank_l, rank_u))
-            with rng.seeded(self.config.seed, self.stage, "vaal-global", self.device):
-                self._cache[key] = vaal_training.train_vaal(
-                    ds.x_train[self._t(labeled)], ds.x_train[self._t(candidates)], ds.normalize,
-                    self._vaal_settings(needs), ranker_output_labeled=rank_l, ranker_output_unlabeled=rank_u,
-                    seed=self.config.seed, stage=self.stage, device=self.device,
-                    progress=lambda f, msg: progress(PHASE_VAE, f, msg),
-                )
+            # (draws only from generators derived from (seed, stage): no global-RNG block needed)
+            self._cache[key] = vaal_training.train_vaal(
+                ds.x_train[self._t(labeled)], ds.x_train[self._t(candidates)], ds.normalize,
+                self._vaal_settings(needs), ranker_output_labeled=rank_l, ranker_output_unlabeled=rank_u,
+                seed=self.config.seed, stage=self.stage, device=self.device,
+                progress=lambda f, msg: progress(PHASE_VAE, f, msg),
+            )
         return self._cache[key]
 
     def discriminator_likelihood(self, vaal_models, needs, trained, indices, ranker_output=None) -> np.ndarray:
@@ -433,12 +437,11 @@ class ActiveLearner:
         """Godwin et al. 2022: one VAE per trial, trained on the whole training set, cached across stages."""
         if self._unsupervised_vae is None:
             cfg, ds = self.config, self.dataset
-            with rng.seeded(cfg.seed, 0, "unsupervised-vae-global", self.device):
-                vae = vaal_training.train_unsupervised_vae(
-                    ds.x_train, ds.normalize, epochs=cfg.unsupervised_vae_epochs, latent_dim=cfg.latent_dim,
-                    width=cfg.vae_width, seed=cfg.seed, device=self.device,
-                    progress=lambda f, msg: progress(PHASE_UNSUP_VAE, f, msg), precision=self.precision,
-                )
+            vae = vaal_training.train_unsupervised_vae(
+                ds.x_train, ds.normalize, epochs=cfg.unsupervised_vae_epochs, latent_dim=cfg.latent_dim,
+                width=cfg.vae_width, seed=cfg.seed, device=self.device,
+                progress=lambda f, msg: progress(PHASE_UNSUP_VAE, f, msg), precision=self.precision,
+            )
             self._unsupervised_vae = vae
             self._unsupervised_mu = vaal_training.encode_mu(vae, ds.x_train, ds.normalize).float()
         return self._unsupervised_vae
@@ -504,6 +507,38 @@ class ActiveLearner:
         grid = torch.as_tensor(np.stack([xx.ravel(), yy.ravel()], 1), device=self.device)
         probs = predict(trained.model, grid, self.dataset.normalize).probs
         return gx, gy, probs[:, 1].reshape(BOUNDARY_GRID, BOUNDARY_GRID).astype(np.float32)
+
+
+# Learners of one session may step in parallel threads (``explorer_ui.session``): the shared dict's models
+# are then trained by whichever learner asks first while the others wait for it (one training, not two).
+_SHARED_LOCK = threading.Lock()
+_SHARED_PENDING: dict = {}  # (id(shared dict), key) -> Event set when that model is stored
+
+
+def _shared_once(shared: dict, key: tuple, stage: int, train: Callable[[], "TrainedTask"]) -> tuple["TrainedTask", bool]:
+    """``shared[key]``, trained by ``train()`` unless present or being trained by another thread (then
+    waited for). Returns (model, trained here). Keeps only ``stage``'s models in ``shared``."""
+    pending_key = (id(shared), key)
+    while True:
+        with _SHARED_LOCK:
+            if key in shared:
+                return shared[key], False
+            pending = _SHARED_PENDING.get(pending_key)
+            if pending is None:
+                pending = _SHARED_PENDING[pending_key] = threading.Event()
+                break
+        pending.wait()  # another learner is training it; if that failed, the loop tries here
+    try:
+        trained = train()
+        with _SHARED_LOCK:
+            for old in [k for k in shared if k[1] != stage]:  # only this stage's models
+                del shared[old]
+            shared[key] = trained
+        return trained, True
+    finally:
+        with _SHARED_LOCK:
+            _SHARED_PENDING.pop(pending_key, None)
+        pending.set()
 
 
 class _StageContext:

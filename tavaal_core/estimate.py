@@ -37,7 +37,10 @@ NOMINAL_SIZES = {
     "cifar10": ((3, 32, 32), 50_000, 10_000, 10), "cifar100": ((3, 32, 32), 50_000, 10_000, 100),
     "svhn": ((3, 32, 32), 73_257, 26_032, 10), "medmnist": ((1, 28, 28), 78_468, 22_433, 2),
 }
-PROBE_VERSION = 1
+PROBE_VERSION = 2
+# A probe taken while other work kept the cores busy reads slow (a shared CI box, a second session): it is
+# kept with the load it saw, and taken again once the machine is this much quieter.
+BUSY_LOAD_PER_CORE = 1.0
 
 
 @dataclass
@@ -119,8 +122,11 @@ def probe(config: ExperimentConfig, vae: bool = True, unsupervised: bool = False
         cache = json.loads(path.read_text())
     except (OSError, ValueError):
         cache = {}
-    if key in cache:
-        return Rates(**cache[key]), 0.0
+    entry = cache.get(key)
+    load_now = load_per_core()
+    if entry is not None and not (entry.get("load_per_core", 0.0) >= BUSY_LOAD_PER_CORE
+                                  and load_now < entry["load_per_core"] / 2):
+        return Rates(**entry["rates"]), 0.0
 
     started = time.perf_counter()
     previous_threads = torch.get_num_threads()
@@ -177,7 +183,7 @@ def probe(config: ExperimentConfig, vae: bool = True, unsupervised: bool = False
     finally:
         torch.set_num_threads(previous_threads)
     seconds = time.perf_counter() - started
-    cache[key] = rates.__dict__
+    cache[key] = {"rates": rates.__dict__, "load_per_core": load_now}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -186,6 +192,26 @@ def probe(config: ExperimentConfig, vae: bool = True, unsupervised: bool = False
     except OSError:  # a read-only home: the estimate still works, it just probes again next time
         pass
     return rates, seconds
+
+
+def load_per_core() -> float:
+    """The 1-minute load average per usable core (0 where the platform has none)."""
+    from .executors import usable_cpus
+
+    try:
+        return os.getloadavg()[0] / usable_cpus()
+    except (OSError, AttributeError):
+        return 0.0
+
+
+def makespan(seconds: list[float], workers: int) -> float:
+    """Wall time of jobs of these lengths on ``workers`` parallel workers, longest first, each to the worker
+    free first (how a parallel Step schedules its methods)."""
+    free = [0.0] * max(1, workers)
+    for s in sorted(seconds, reverse=True):
+        i = free.index(min(free))
+        free[i] += s
+    return max(free)
 
 
 def _timed(fn, at_least: float = 0.3, at_most: int = 20) -> float:
@@ -197,6 +223,34 @@ def _timed(fn, at_least: float = 0.3, at_most: int = 20) -> float:
         elapsed = time.perf_counter() - started
         if elapsed >= at_least or calls >= at_most:
             return elapsed / calls
+
+
+def estimate_step(config: ExperimentConfig, methods, stage: int, shared_task: bool = False,
+                  workers: int = 1) -> Estimate:
+    """Seconds for one stage of each of ``methods`` run side by side, as a live session steps them: each
+    method's own estimate; with ``shared_task`` (every learner has the same labels, as at stage 0) methods
+    with the same task-learner needs train it once; then the makespan on ``workers`` threads."""
+    from .strategies import get_strategy
+
+    cfg = config.resolve()
+    per_method, seen, phases, first = [], set(), {}, None
+    for m in methods:
+        est = estimate_config(cfg, [m], stages=[stage])
+        first = first or est
+        seconds = est.seconds
+        need = get_strategy(m).needs
+        group = (need.head, need.head_extra, cfg.dropout_for(m))
+        if shared_task and group in seen:
+            seconds -= est.phases.get(PHASE_TASK, 0.0)
+            est.phases[PHASE_TASK] = 0.0
+        seen.add(group)
+        per_method.append(seconds)
+        for k, v in est.phases.items():
+            phases[k] = phases.get(k, 0.0) + v
+    if first is None:
+        raise ValueError("no methods to estimate")
+    probe_seconds = first.probe_seconds
+    return Estimate(makespan(per_method, workers), first.device, first.precision, phases, probe_seconds)
 
 
 def estimate_spec(spec, trials: int | None = None, methods=None) -> Estimate:

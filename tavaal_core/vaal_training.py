@@ -436,9 +436,10 @@ def train_vaal(
     channels_last = uses_channels_last(vae)
     step_count = 0
 
-    # Reparameterisation noise comes from the global RNG: fork it under a derived seed, so the
-    # result depends on (seed, stage) only and nothing outside is shifted.
-    with rng.seeded(seed, stage, "vae-noise", device):
+    # Reparameterisation noise from its own generator (derived from (seed, stage)): the loop draws nothing
+    # from torch's global RNG, so VAAL and TA-VAAL of one Step can train at once in two threads.
+    vae.noise = rng.torch_generator(seed, stage, "vae-noise", device)
+    try:
         for epoch in range(1, epochs + 1):
             idx_l = _index_stream(n_l, steps * b_l, gen, device).view(steps, b_l)
             idx_u = _index_stream(n_u, steps * b, gen, device).view(steps, b) + n_l
@@ -484,6 +485,8 @@ def train_vaal(
             per_epoch.append(acc / steps)
             if progress is not None and epoch in report_at:
                 progress(epoch / epochs, f"VAE and discriminator: epoch {epoch}/{epochs}")
+    finally:
+        vae.noise = None  # a trained model carries no generator (copies, pickles and scoring stay plain)
 
     hist = torch.stack(per_epoch).cpu().tolist()  # one device sync, at the end
     history = {k: [row[i] for row in hist] for i, k in enumerate(("vae", "adversarial", "discriminator"))}
@@ -620,7 +623,8 @@ def train_unsupervised_vae(
     report_at = _progress_points(epochs)
     amp = _autocast(device, precision)
     channels_last = uses_channels_last(vae)
-    with rng.seeded(seed, 0, "unsupervised-vae-noise", device):
+    vae.noise = rng.torch_generator(seed, 0, "unsupervised-vae-noise", device)  # as in train_vaal
+    try:
         for epoch in range(1, epochs + 1):
             idx = _index_stream(n, steps * b, gen, device).view(steps, b)
             for s in range(steps):
@@ -633,4 +637,6 @@ def train_unsupervised_vae(
                 opt.step()
             if progress is not None and epoch in report_at:
                 progress(epoch / epochs, f"unsupervised VAE: epoch {epoch}/{epochs}")
+    finally:
+        vae.noise = None
     return vae.eval()

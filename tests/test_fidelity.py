@@ -346,6 +346,38 @@ def test_the_estimate_is_within_a_factor_of_two_of_a_measured_run(tmp_path, monk
     assert 0.5 <= estimate.seconds / actual <= 2.0, (estimate.describe(), actual)
 
 
+def test_a_probe_taken_on_a_busy_machine_is_taken_again_once_it_is_quiet(tmp_path, monkeypatch):
+    """A probe measured while other work kept the cores busy reads slow; kept forever, every later estimate
+    on the quiet machine would be several times too long (as the Stage explorer's once was, 4x)."""
+    import tavaal_core.estimate as estimate_module
+
+    monkeypatch.setenv("TAVAAL_CACHE_DIR", str(tmp_path / "cache"))
+    config = ExperimentConfig(dataset="moons", stages=1, task_epochs=2, device="cpu")
+    load = {"now": 3.0}
+    monkeypatch.setattr(estimate_module, "load_per_core", lambda: load["now"])
+    assert estimate_module.probe(config, vae=False)[1] > 0  # measured, on a busy machine
+    assert estimate_module.probe(config, vae=False)[1] == 0.0  # still busy: the cached probe
+    load["now"] = 0.4
+    assert estimate_module.probe(config, vae=False)[1] > 0  # quiet now: measured again
+    load["now"] = 3.0
+    assert estimate_module.probe(config, vae=False)[1] == 0.0  # a quiet probe is kept
+
+
+def test_a_step_estimate_counts_shared_task_models_once_and_methods_side_by_side(tmp_path, monkeypatch):
+    from tavaal_core.estimate import estimate_step, makespan
+
+    assert makespan([5, 4, 3, 3], 2) == 8 and makespan([5, 4, 3, 3], 1) == 15 and makespan([5], 4) == 5
+    monkeypatch.setenv("TAVAAL_CACHE_DIR", str(tmp_path / "cache"))
+    config = ExperimentConfig(dataset="digits", stages=2, task_epochs=4, initial_size=100, budget=50, device="cpu")
+    methods = ["random", "coreset"]  # the same task learner: shared at stage 0
+    alone = estimate_step(config, methods, 0, shared_task=False, workers=1)
+    shared = estimate_step(config, methods, 0, shared_task=True, workers=1)
+    task = alone.phases["task training"] / 2
+    assert shared.seconds == pytest.approx(alone.seconds - task)
+    side_by_side = estimate_step(config, methods, 0, shared_task=False, workers=2)
+    assert side_by_side.seconds == pytest.approx(alone.seconds / 2)
+
+
 def test_the_cli_prints_the_estimate_and_asks_for_yes_above_an_hour(tmp_path, monkeypatch, capsys):
     import tavaal_core.estimate as estimate_module
 

@@ -38,11 +38,13 @@ from ..errors import ConfigError
 __all__ = ["VectorVAE", "ConvVAE", "UnsupervisedVAE", "build_vae", "reparameterize"]
 
 
-def reparameterize(mu: Tensor, logvar: Tensor, training: bool) -> Tensor:
-    """``z = mu + eps * std`` in train mode, ``z = mu`` in eval mode."""
+def reparameterize(mu: Tensor, logvar: Tensor, training: bool, generator: torch.Generator | None = None) -> Tensor:
+    """``z = mu + eps * std`` in train mode, ``z = mu`` in eval mode. ``eps`` comes from ``generator`` when
+    given (the same numbers as ``randn_like`` after seeding the global RNG alike), else from the global RNG."""
     if not training:
         return mu
-    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+    eps = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device, generator=generator)
+    return mu + eps * torch.exp(0.5 * logvar)
 
 
 def _kaiming_init(module: nn.Module) -> None:
@@ -63,6 +65,9 @@ class _RankInput(nn.Module):
 
     rank_dim: int
     latent_dim: int
+    # The reparameterisation noise's own generator while training (set by the training loop): no draw from
+    # torch's global RNG, so two models can train at once in two threads and each stays deterministic.
+    noise: torch.Generator | None = None
 
     def _decoder_input(self, z: Tensor, r: Tensor | None) -> Tensor:
         if self.rank_dim == 0:
@@ -82,7 +87,7 @@ class _RankInput(nn.Module):
 
     def forward(self, x: Tensor, r: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         mu, logvar = self.encode(x)
-        z = reparameterize(mu, logvar, self.training)
+        z = reparameterize(mu, logvar, self.training, self.noise)
         return self.decode(z, r), mu, logvar
 
 
