@@ -9,16 +9,11 @@ import streamlit as st
 
 @st.cache_resource(show_spinner=False)
 def configure() -> None:
-    """One torch thread per computation on a CPU: the app's models are small, where intra-op threads cost
-    more than they give, and on a shared 2-core machine they oversubscribe the cores (a two-moons stage
-    measured 0.1 s with one thread, 0.7-3 s with two under load). ``TAVAAL_TORCH_THREADS`` overrides."""
-    import torch
+    """Torch threads for the app server, once (``tavaal_core.training.configure_app_threads``: one per
+    computation on a CPU unless ``TAVAAL_TORCH_THREADS`` says otherwise)."""
+    from tavaal_core.training import configure_app_threads
 
-    threads = os.environ.get("TAVAAL_TORCH_THREADS")
-    if threads:
-        torch.set_num_threads(max(1, int(threads)))
-    elif not torch.cuda.is_available():
-        torch.set_num_threads(1)
+    configure_app_threads(os.environ.get("TAVAAL_TORCH_THREADS"))
 
 
 # One engine computation at a time in this process. The engine seeds model initialisation through torch's

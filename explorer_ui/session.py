@@ -47,7 +47,7 @@ def _oracle(config_json: str, _learner: ActiveLearner) -> tuple | None:
 def pool_size(config: ExperimentConfig, ds) -> int:
     """Training samples left after the config's imbalance / subsample cut (``prepare_dataset``, the cut
     every learner of the session makes)."""
-    return int(len(prepare_dataset(config, ds).y_train))
+    return prepare_dataset(config, ds).train_size
 
 
 def fit_stages(config: ExperimentConfig, pool: int, most: int = 30) -> ExperimentConfig:

@@ -50,14 +50,14 @@ class DatasetMeta:
     @classmethod
     def from_dataset(cls, ds) -> "DatasetMeta":
         labels = ds.sample_labels("train")
-        x = ds.x_train.cpu().numpy()
+        x, y = ds.arrays("train")
         segmentation = ds.is_segmentation
         return cls(
             name=ds.name, kind=ds.kind, class_names=list(ds.class_names), labels=labels,
             pool_class_counts=ds.class_counts("train"),
             points=x if ds.kind == "vector" and x.ndim == 2 and x.shape[1] == 2 else None,
             images=x if ds.is_image else None, description=ds.description,
-            masks=ds.y_train.cpu().numpy() if segmentation else None,
+            masks=y if segmentation else None,
             pixel_counts=ds.pixel_counts("train") if segmentation else None,
             background_class=ds.background_class,
         )

@@ -186,7 +186,6 @@ def train_task_models(learners: list[ActiveLearner], head_kind, method=None, ind
         xs.append(ds.normalize(ds.x_train[idx]))
         ys.append(ds.y_train[idx])
         gens.append(rng.torch_generator(c.seed, stage, "task-batches", device))
-    started = time.perf_counter()
     P = _stack(models)
     with_head = [h for h in heads if h is not None]
     H = {}
@@ -228,14 +227,13 @@ def train_task_models(learners: list[ActiveLearner], head_kind, method=None, ind
     if H:
         kept = [i for i, h in enumerate(heads) if h is not None]
         _unstack({k: v[kept] for k, v in H.items()}, [heads[i] for i in kept])
-    seconds = (time.perf_counter() - started) / n_models
     losses = torch.stack(history).cpu().numpy() if history else np.zeros((0, n_models))
     out = []
     for s, (model, head) in enumerate(zip(models, heads)):
         model.eval()
         if head is not None:
             head.eval()
-        out.append(TrainedTask(model, head, kinds[s], [float(v) for v in losses[:, s]], seconds))
+        out.append(TrainedTask(model, head, kinds[s], [float(v) for v in losses[:, s]]))
     return out
 
 

@@ -67,7 +67,6 @@ class TrainedTask:
     head: LossPredictionHead | None
     head_kind: str
     task_loss_history: list[float]
-    seconds: float
     init: str = "random"  # "imagenet" when ImageNet weights were loaded
     shared: bool = False  # trained by another learner of the session on the same labels (not here)
 
@@ -325,7 +324,7 @@ class ActiveLearner:
                     self._shared, shared_key, self.stage,
                     lambda: self._train_task(labeled, head_kind, extra_vae, dropout, self.stage, progress))
                 if not trained_here:
-                    trained = dataclasses.replace(trained, seconds=0.0, shared=True)
+                    trained = dataclasses.replace(trained, shared=True)
             self._cache[key] = trained
             if self.config.warm_start:
                 self._warm[key[1:]] = self._cache[key]
@@ -343,7 +342,6 @@ class ActiveLearner:
 
     def _train_task(self, indices, head_kind, extra_vae, dropout, stage, progress, epochs=None) -> TrainedTask:
         cfg, ds = self.config, self.dataset
-        started = time.perf_counter()
         warm = self._warm.get((head_kind, extra_vae, dropout)) if cfg.warm_start and stage >= 0 else None
         if warm is not None:
             model, head = copy.deepcopy(warm.model), copy.deepcopy(warm.head)
@@ -384,7 +382,7 @@ class ActiveLearner:
                 progress=lambda f, msg: progress(PHASE_TASK, f, f"{label}: {msg}"),
             )
         init = "imagenet" if getattr(model, "pretrained_loaded", False) else "random"
-        return TrainedTask(model, head, head_kind, history.task_loss, time.perf_counter() - started, init)
+        return TrainedTask(model, head, head_kind, history.task_loss, init)
 
     def _vaal_settings(self, needs) -> vaal_training.VAALSettings:
         cfg, ds = self.config, self.dataset

@@ -112,6 +112,15 @@ class Dataset:
         mean, std = self._stat_tensors[key]
         return (x / 255.0 - mean) / std
 
+    @property
+    def train_size(self) -> int:
+        return int(len(self.y_train))
+
+    def arrays(self, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` of ``split`` as numpy arrays on the host (what the app draws; it never holds tensors)."""
+        x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
+        return x.cpu().numpy(), y.cpu().numpy()
+
     def class_counts(self, split: str = "train") -> np.ndarray:
         """Samples per class (length ``num_classes``) in ``split`` ("train" or "test"); for segmentation,
         labeled pixels per class."""
