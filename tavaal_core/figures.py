@@ -600,18 +600,7 @@ def learning_curves(curves: pd.DataFrame, improvement: bool | None = None, p_val
     # keep the methods in the order given (legend order), stages in order within each
     order = {m: i for i, m in enumerate(dict.fromkeys(curves["method"]))}
     df = curves.assign(_o=curves["method"].map(order)).sort_values(["_o", x]) if len(curves) else curves
-    metric = curve_metric(df)
-    name = metric_label(metric)
-    relative = (metric == "mean_iou") if relative is None else relative
-    gain = "relative_improvement_mean" if relative else "improvement_mean"
-    has_improvement = bool(df[gain].notna().any()) if len(df) else False
-    improvement = has_improvement if improvement is None else (improvement and has_improvement)
-    rows = 2 if improvement else 1
-    gain_title = ("Relative improvement over random (% of random's " + name + ")" if relative
-                  else "Improvement over random (percentage points)")
-    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        row_heights=[0.62, 0.38] if rows == 2 else None,
-                        subplot_titles=["Test " + name, gain_title][:rows])
+    fig, name, gain, rows, relative = _curve_panels(df, improvement, relative)
     methods = list(dict.fromkeys(df["method"])) if len(df) else []
     for m in methods:
         d = df[df["method"] == m]
@@ -665,6 +654,25 @@ def learning_curves(curves: pd.DataFrame, improvement: bool | None = None, p_val
     return _layout(fig, title, height=height or (580 if rows == 2 else 420), legend_below=-0.1)
 
 
+def _curve_panels(curves: pd.DataFrame, improvement: bool | None, relative: bool | None):
+    """The learning-curve figure's panels: the metric on top and, when asked and known, the improvement over
+    random below (relative for mean IoU unless told). Returns (figure, metric label, gain column, rows,
+    relative)."""
+    metric = curve_metric(curves)
+    name = metric_label(metric)
+    relative = (metric == "mean_iou") if relative is None else relative
+    gain = "relative_improvement_mean" if relative else "improvement_mean"
+    has_improvement = bool(curves[gain].notna().any()) if len(curves) else False
+    improvement = has_improvement if improvement is None else (improvement and has_improvement)
+    rows = 2 if improvement else 1
+    gain_title = ("Relative improvement over random (% of random's " + name + ")" if relative
+                  else "Improvement over random (percentage points)")
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        row_heights=[0.62, 0.38] if rows == 2 else None,
+                        subplot_titles=["Test " + name, gain_title][:rows])
+    return fig, name, gain, rows, relative
+
+
 _SETTING_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 
 
@@ -673,18 +681,7 @@ def _sweep_learning_curves(curves: pd.DataFrame, improvement: bool | None, title
     """``learning_curves`` for a sweep: a line per (method, setting); std bands would hide each other, so
     the std is in the hover instead."""
     settings = list(dict.fromkeys(curves["setting_label"]))
-    metric = curve_metric(curves)
-    name = metric_label(metric)
-    relative = (metric == "mean_iou") if relative is None else relative
-    gain = "relative_improvement_mean" if relative else "improvement_mean"
-    has_improvement = bool(curves[gain].notna().any())
-    improvement = has_improvement if improvement is None else (improvement and has_improvement)
-    rows = 2 if improvement else 1
-    gain_title = ("Relative improvement over random (% of random's " + name + ")" if relative
-                  else "Improvement over random (percentage points)")
-    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        row_heights=[0.62, 0.38] if rows == 2 else None,
-                        subplot_titles=["Test " + name, gain_title][:rows])
+    fig, name, gain, rows, relative = _curve_panels(curves, improvement, relative)
     for m in dict.fromkeys(curves["method"]):
         for k, setting in enumerate(settings):
             d = curves[(curves["method"] == m) & (curves["setting_label"] == setting)].sort_values(x)

@@ -195,20 +195,23 @@ def pairwise_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None
     stages = sorted(metrics["stage"].unique()) if stage is None else [stage]
     for s in stages:
         at = metrics[metrics["stage"] == s]
-        table = at.pivot_table(index="trial", columns="method", values=metric, aggfunc="first")
-        labeled = at.groupby("method")["labeled_count"].first()
-        for a, b in itertools.combinations([m for m in order if m in table.columns], 2):
-            paired = table[[a, b]].dropna()
-            rows.append({
-                "stage": int(s),
-                "labeled_count": int(labeled[a]),
-                "method_a": a,
-                "method_b": b,
-                "trials": int(len(paired)),
-                "mean_difference": float((paired[a] - paired[b]).mean()) if len(paired) else math.nan,
-                "p_value": paired_t_test(paired[a].to_numpy(), paired[b].to_numpy()),
-            })
+        rows += [{"stage": int(s), "labeled_count": n, "method_a": a, "method_b": b, **test}
+                 for a, b, n, test in _paired_by_trial(at, "method", order, metric)]
     return pd.DataFrame(rows, columns=list(PAIRWISE_COLUMNS))
+
+
+def _paired_by_trial(at: pd.DataFrame, column: str, order, metric: str):
+    """For every two values a, b of ``column`` (in ``order``) at one stage: (a, b, labeled count, {trials,
+    mean_difference (a - b), p_value}) of the paired t-test of ``metric`` over the trials both have."""
+    table = at.pivot_table(index="trial", columns=column, values=metric, aggfunc="first")
+    labeled = at.groupby(column)["labeled_count"].first()
+    for a, b in itertools.combinations([v for v in order if v in table.columns], 2):
+        paired = table[[a, b]].dropna()
+        yield a, b, int(labeled[a]), {
+            "trials": int(len(paired)),
+            "mean_difference": float((paired[a] - paired[b]).mean()) if len(paired) else math.nan,
+            "p_value": paired_t_test(paired[a].to_numpy(), paired[b].to_numpy()),
+        }
 
 
 def setting_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None,
@@ -227,16 +230,8 @@ def setting_tests(metrics: pd.DataFrame, stage: int | None = None, methods=None,
         stages = sorted(at_method["stage"].unique()) if stage is None else [stage]
         for s in stages:
             at = at_method[at_method["stage"] == s]
-            table = at.pivot_table(index="trial", columns="setting_label", values=metric, aggfunc="first")
-            labeled = at.groupby("setting_label")["labeled_count"].first()
-            for a, b in itertools.combinations([lab for lab in labels if lab in table.columns], 2):
-                paired = table[[a, b]].dropna()
-                rows.append({
-                    "method": method, "stage": int(s), "labeled_count": int(labeled[a]), "setting_a": a,
-                    "setting_b": b, "trials": int(len(paired)),
-                    "mean_difference": float((paired[a] - paired[b]).mean()) if len(paired) else math.nan,
-                    "p_value": paired_t_test(paired[a].to_numpy(), paired[b].to_numpy()),
-                })
+            rows += [{"method": method, "stage": int(s), "labeled_count": n, "setting_a": a, "setting_b": b, **test}
+                     for a, b, n, test in _paired_by_trial(at, "setting_label", labels, metric)]
     return pd.DataFrame(rows, columns=list(SETTING_TEST_COLUMNS))
 
 
