@@ -646,12 +646,7 @@ def learning_curves(curves: pd.DataFrame, improvement: bool | None = None, p_val
                     customdata=pv[sig], hovertemplate="p = %{customdata:.3g}<extra>" + label + "</extra>",
                     meta={"method": m, "role": "significant"},
                 ), row=2, col=1)
-    if rows == 2:
-        fig.add_hline(y=0, line=dict(color="#a0aec0", width=1), row=2, col=1)
-        fig.update_yaxes(title="% of random" if relative else "points", row=2, col=1)
-    fig.update_yaxes(title=f"{name} (%)", row=1, col=1)
-    fig.update_xaxes(title="labeled samples" if x == "labeled_count" else x, row=rows, col=1)
-    return _layout(fig, title, height=height or (580 if rows == 2 else 420), legend_below=-0.1)
+    return _finish_curves(fig, rows, name, relative, x, title, height or (580 if rows == 2 else 420))
 
 
 def _curve_panels(curves: pd.DataFrame, improvement: bool | None, relative: bool | None):
@@ -671,6 +666,17 @@ def _curve_panels(curves: pd.DataFrame, improvement: bool | None, relative: bool
                         row_heights=[0.62, 0.38] if rows == 2 else None,
                         subplot_titles=["Test " + name, gain_title][:rows])
     return fig, name, gain, rows, relative
+
+
+def _finish_curves(fig: go.Figure, rows: int, name: str, relative: bool, x: str, title: str | None,
+                   height: int) -> go.Figure:
+    """Axis titles, the zero line of the improvement panel, and the layout of a learning-curve figure."""
+    if rows == 2:
+        fig.add_hline(y=0, line=dict(color="#a0aec0", width=1), row=2, col=1)
+        fig.update_yaxes(title="% of random" if relative else "points", row=2, col=1)
+    fig.update_yaxes(title=f"{name} (%)", row=1, col=1)
+    fig.update_xaxes(title="labeled samples" if x == "labeled_count" else x, row=rows, col=1)
+    return _layout(fig, title, height=height, legend_below=-0.1)
 
 
 _SETTING_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
@@ -715,12 +721,7 @@ def _sweep_learning_curves(curves: pd.DataFrame, improvement: bool | None, title
                                   + "%{customdata}<extra>" + label + "</extra>",
                     meta=dict(meta, role="improvement"),
                 ), row=2, col=1)
-    if rows == 2:
-        fig.add_hline(y=0, line=dict(color="#a0aec0", width=1), row=2, col=1)
-        fig.update_yaxes(title="%" if relative else "points", row=2, col=1)
-    fig.update_yaxes(title=f"{name} (%)", row=1, col=1)
-    fig.update_xaxes(title="labeled samples" if x == "labeled_count" else x, row=rows, col=1)
-    return _layout(fig, title, height=height or (620 if rows == 2 else 460), legend_below=-0.1)
+    return _finish_curves(fig, rows, name, relative, x, title, height or (620 if rows == 2 else 460))
 
 
 # -- what-if ----------------------------------------------------------------------------------------------
