@@ -229,6 +229,11 @@ IMAGE_DEFAULT_DATASET = "digits"
 # VAAL's reference VAE 128). A Step with VAAL and TA-VAAL on MNIST-5k spends most of its time training
 # their VAEs; half the width costs about half (bench/bench_browser.py --page explorer). A visible setting.
 DEMO_VAE_WIDTH = 16
+# ... and its VAE epochs: 5 (the core's small-image default is 10, the papers' 100). With the methods of a Step
+# running on both cores, VAAL and TA-VAAL set its length, and their VAE epochs most of theirs: on MNIST-5k
+# with the four default methods a Step took 13 s at 10 epochs, 9 s at 5 (load ~3; bench/bench_browser.py).
+# A visible setting: a teacher with time to spare raises it.
+DEMO_VAE_EPOCHS = 5
 
 
 def image_defaults(name: str) -> dict:
@@ -238,7 +243,9 @@ def image_defaults(name: str) -> dict:
     out = {"img_dataset": name, "img_methods": DEFAULT_METHODS, "img_imbalance": 1.0,
            f"img_model_{name}": defaults["model"], f"img_initial_{name}": defaults["initial_size"],
            f"img_budget_{name}": defaults["budget"], f"img_epochs_{name}": min(defaults["task_epochs"], 30),
-           f"img_epochs_inc_{name}": 0, f"img_vae_epochs_{name}": defaults["vae_epochs"],
+           f"img_epochs_inc_{name}": 0,
+           f"img_vae_epochs_{name}": min(defaults["vae_epochs"], DEMO_VAE_EPOCHS) if defaults["model"] == "cnn"
+           else defaults["vae_epochs"],
            f"img_vae_width_{name}": DEMO_VAE_WIDTH if defaults["model"] == "cnn" else 32, "img_seed": 0,
            "img_random_init": False}
     for opt, default in dataset_info(name)["options"].items():

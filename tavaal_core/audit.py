@@ -290,16 +290,18 @@ def prepare(spec: ExperimentSpec, root=None) -> Experiment:
     return Experiment.create(spec, run_dir.parent, run_dir.name)
 
 
-def run_setting(spec: ExperimentSpec, root=None, progress=None, fast: bool = True) -> Path:
+def run_setting(spec: ExperimentSpec, root=None, progress=None, fast: bool = True,
+                records: dict | None = None) -> Path:
     """Run (or finish) every seed of ``spec`` in its audit folder; returns the folder.
 
     ``fast``: the two-moons MLP settings train all seeds of a method together (:mod:`tavaal_core.batched`);
-    other settings, or ``fast=False``, run the ordinary engine one stage at a time."""
+    other settings, or ``fast=False``, run the ordinary engine one stage at a time. ``records``: filled with
+    the records the fast path computed (see :func:`batched.run`), for :func:`measure`."""
     experiment = prepare(spec, root)
     from . import batched
 
     if fast and batched.supports(experiment.spec):
-        batched.run(experiment, progress)
+        batched.run(experiment, progress, records)
     else:
         experiment.run(progress)
     return experiment.run_dir
@@ -360,10 +362,13 @@ class _FactsCache:
         return oracle.boundary_x, oracle.boundary_y, oracle.boundary_prob
 
 
-def measure(run_dir, spec: ExperimentSpec | None = None, methods=None, seeds: int | None = None) -> pd.DataFrame:
+def measure(run_dir, spec: ExperimentSpec | None = None, methods=None, seeds: int | None = None,
+            records: dict | None = None) -> pd.DataFrame:
     """Every claim metric per (method, trial, stage) of a run folder's finished stages: the tidy frame
     ``method, trial, seed, stage, labeled_count, <metric>...``; ``overlap`` is filled for methods that share
-    stage 0 with its ``_vae`` partner (Godwin et al.)."""
+    stage 0 with its ``_vae`` partner (Godwin et al.). ``records``: ``(trial, method) -> records`` already in
+    memory (just computed by :func:`run_setting`); used where they are every stage the folder holds, the
+    folder read otherwise."""
     run_dir = store.require_run_dir(run_dir)
     spec = spec or Experiment.open(run_dir).spec
     methods = [m for m in (methods or spec.methods) if m in spec.methods]
@@ -374,10 +379,13 @@ def measure(run_dir, spec: ExperimentSpec | None = None, methods=None, seeds: in
     for trial in range(seeds):
         trial_facts = None
         for method in methods:
-            records = store.load_records(run_dir, method, trial, spec.stages)
-            if records and trial_facts is None:
+            in_memory = (records or {}).get((trial, method))
+            finished = min(store.finished_stages(run_dir, method, trial), spec.stages)
+            unit = list(in_memory[:finished]) if in_memory is not None and len(in_memory) >= finished \
+                else store.load_records(run_dir, method, trial, spec.stages)
+            if unit and trial_facts is None:
                 trial_facts = facts.for_trial(trial)
-            for record in records:
+            for record in unit:
                 row = {"method": method, "trial": trial, "seed": spec.trial_seed(trial), "stage": record.stage,
                        "labeled_count": int(record.labeled_count)}
                 row.update(cm.record_metrics(record, trial_facts))
@@ -542,9 +550,10 @@ def evaluate(claim: Claim | str, run_dir, seeds: int | None = None, frame: pd.Da
     return ClaimResult(claim, verdict, parts, frame, Path(run_dir), seeds, dict(overrides or {}))
 
 
-def cached_evaluate(claim: Claim | str, run_dir, seeds: int, overrides: dict | None = None) -> ClaimResult:
+def cached_evaluate(claim: Claim | str, run_dir, seeds: int, overrides: dict | None = None,
+                    records: dict | None = None) -> ClaimResult:
     """:func:`evaluate`, with the measured frame kept in the folder (``metrics-claims-<seeds>.csv``) and reused
-    while the folder's records are unchanged: a second visit only reads it."""
+    while the folder's records are unchanged: a second visit only reads it. ``records``: see :func:`measure`."""
     claim = get_claim(claim) if isinstance(claim, str) else claim
     run_dir = Path(run_dir)
     spec = Experiment.open(run_dir).spec
@@ -559,7 +568,7 @@ def cached_evaluate(claim: Claim | str, run_dir, seeds: int, overrides: dict | N
         except (store.StoreError, ValueError, OSError):
             frame = None
     if frame is None:
-        frame = measure(run_dir, spec, seeds=seeds)
+        frame = measure(run_dir, spec, seeds=seeds, records=records)
         store.atomic_write(path, lambda f: frame.to_csv(f, index=False))
         store.atomic_write_json(marker, {"done": done, "version": RESULT_VERSION})
     sub = frame[frame["method"].isin(claim.methods)] if len(frame) else frame
@@ -573,8 +582,9 @@ def audit(claim: Claim | str, seeds: int | None = None, overrides: dict | None =
     setting = SETTINGS[claim.setting]
     seeds = int(seeds or setting.seeds)
     spec = setting_spec(setting, seeds, overrides)
-    run_dir = run_setting(spec, root, progress, fast=fast)
-    return cached_evaluate(claim, run_dir, seeds, overrides)
+    computed: dict = {}
+    run_dir = run_setting(spec, root, progress, fast=fast, records=computed)
+    return cached_evaluate(claim, run_dir, seeds, overrides, records=computed)
 
 
 # -- sweeps ------------------------------------------------------------------------------------------------

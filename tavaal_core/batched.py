@@ -71,10 +71,10 @@ def _unstack(stacked: dict[str, torch.Tensor], modules: list[nn.Module]) -> None
 
 
 class StackedAdam:
-    """Adam over stacked parameters, torch.optim.Adam's update written with foreach ops: a handful of
-    kernel calls a step whatever the number of tensors, and none of ``torch.optim``'s per-call machinery
-    (which also imports torch._dynamo on first use: seconds in a fresh process). Element-wise, so every
-    seed's slice gets exactly its own Adam update."""
+    """Adam over stacked parameters: torch's fused Adam kernel (the one the engine's optimiser uses, ``adversarial
+    ._adam``), called directly, so a step is two kernel calls whatever the number of tensors and none of
+    ``torch.optim``'s per-call machinery (which also imports torch._dynamo on first use: seconds in a fresh
+    process). Element-wise, so every seed's slice gets exactly its own Adam update."""
 
     def __init__(self, params: list[torch.Tensor], lr: float, weight_decay: float = 0.0,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
@@ -82,6 +82,7 @@ class StackedAdam:
         self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
         self.exp_avg = [torch.zeros_like(p) for p in params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        self.state_steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in params]
         self.steps = 0
 
     @torch.no_grad()
@@ -89,18 +90,12 @@ class StackedAdam:
         lr = self.lr if lr is None else lr
         beta1, beta2 = self.betas
         self.steps += 1
-        grads = [g.detach() for g in grads]
-        if self.weight_decay:
-            grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
-        torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
-        torch._foreach_mul_(self.exp_avg_sq, beta2)
-        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1 - beta2)
-        bias1 = 1 - beta1 ** self.steps
-        bias2 = 1 - beta2 ** self.steps
-        denom = torch._foreach_sqrt(self.exp_avg_sq)
-        torch._foreach_div_(denom, math.sqrt(bias2))
-        torch._foreach_add_(denom, self.eps)
-        torch._foreach_addcdiv_(self.params, self.exp_avg, denom, value=-lr / bias1)
+        torch._foreach_add_(self.state_steps, 1)
+        # contiguous: the fused kernel reads a gradient's memory flat, and the gradient of a weight used
+        # transposed in baddbmm is a strided view (its update would go to the wrong elements)
+        torch._fused_adam_(self.params, [g.detach().contiguous() for g in grads], self.exp_avg, self.exp_avg_sq, [],
+                           self.state_steps, amsgrad=False, lr=lr, beta1=beta1, beta2=beta2,
+                           weight_decay=self.weight_decay, eps=self.eps, maximize=False)
 
 
 def _linear(P, name: str, x: torch.Tensor) -> torch.Tensor:
@@ -479,19 +474,21 @@ def step_together(learners: list[ActiveLearner], method=None) -> list:
 
 
 # -- an experiment, seeds together ---------------------------------------------------------------------------------
-def run(experiment: Experiment, progress=None) -> dict:
+def run(experiment: Experiment, progress=None, records: dict | None = None) -> dict:
     """``experiment.run()`` with each method's seeds stepped together (:func:`step_together`): the same run
-    folder, records, status and resume behaviour."""
+    folder, records, status and resume behaviour. ``records``: a dict to fill with ``(trial, method) ->``
+    every stage record of the units this call ran (those on disk before included), so a caller that
+    measures them next need not read back what it just wrote."""
     progress = progress or (lambda event: None)
     experiment.check_not_running()
     lock = store.lock_run(experiment.run_dir)
     try:
-        return _run(experiment, progress)
+        return _run(experiment, progress, records)
     finally:
         lock.close()
 
 
-def _run(experiment: Experiment, progress) -> dict:
+def _run(experiment: Experiment, progress, kept: dict | None = None) -> dict:
     import os
     import socket
     from concurrent.futures import ThreadPoolExecutor
@@ -543,6 +540,8 @@ def _run(experiment: Experiment, progress) -> dict:
                 replay(learner, store.load_records(run_dir, method, trial, spec.stages),
                        f"{run_dir}/records/{method}/trial{trial}")
                 learners[(trial, method)] = learner
+                if kept is not None:
+                    kept[(trial, method)] = learner.records  # the same list, filled as the stages run
         experiment._first_learner = None
         while learners:
             stage = min(lr.stage for lr in learners.values())

@@ -503,7 +503,7 @@ class ActiveLearner:
         gy = np.linspace(lo[1] - pad[1], hi[1] + pad[1], BOUNDARY_GRID, dtype=np.float32)
         xx, yy = np.meshgrid(gx, gy)
         grid = torch.as_tensor(np.stack([xx.ravel(), yy.ravel()], 1), device=self.device)
-        probs = predict(trained.model, grid, self.dataset.normalize).probs
+        probs = predict(trained.model, grid, self.dataset.normalize, embeddings=False).probs
         return gx, gy, probs[:, 1].reshape(BOUNDARY_GRID, BOUNDARY_GRID).astype(np.float32)
 
 

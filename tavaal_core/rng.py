@@ -42,5 +42,12 @@ def seeded(seed: int, stage: int, purpose: str, device: str | torch.device = "cp
     different threads run one at a time."""
     devices = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
     with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=devices):
-        torch.manual_seed(derive_seed(seed, stage, purpose))
+        derived = derive_seed(seed, stage, purpose)
+        # torch.manual_seed would seed the CPU generator (all a CPU run uses) and also queue a lazy seeding
+        # of every accelerator backend, each recording its call stack (1.6 ms a call, and a list that grows
+        # for the life of the process): seed only the generators this block's device draws from.
+        torch.default_generator.manual_seed(derived)
+        for index in devices:  # (fork_rng initialised CUDA, so this seeds now rather than queueing)
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(derived)
         yield

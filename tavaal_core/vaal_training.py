@@ -510,7 +510,7 @@ def encode_mu(vae: nn.Module, x: Tensor, normalize: Normalize, batch_size: int |
     arbitrary; an encoder-only pass in fp32 is cheap.
     """
     device = _model_device(vae)
-    batch_size = batch_size or inference_batch_size(device)
+    batch_size = batch_size or inference_batch_size(device, x)
     channels_last = uses_channels_last(vae)
     was_training = vae.training
     vae.eval()
@@ -554,7 +554,7 @@ def discriminator_likelihood(
     settings = settings if settings is not None else models.settings
     vae, disc = models.vae, models.discriminator
     device = _model_device(vae)
-    batch_size = batch_size or inference_batch_size(device)
+    batch_size = batch_size or inference_batch_size(device, x)
     n = int(x.shape[0])
     mu = encode_mu(vae, x, normalize, batch_size)
     r_disc = None

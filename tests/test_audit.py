@@ -126,6 +126,26 @@ def test_a_small_fig1_audit_measures_every_part(small_audit):
     json.dumps(result.to_json())  # plain JSON
 
 
+def test_measuring_the_records_just_computed_equals_measuring_the_folder(small_audit, monkeypatch):
+    """The audit measures the records it holds in memory instead of reading back what it just wrote: the
+    frame must be the one the folder gives."""
+    import pandas as pd
+
+    root, result = small_audit
+    from_disk = audit.measure(result.run_dir)
+    spec = audit.setting_spec(audit.SETTINGS["moons_fig1"], 2, SMALL)
+    kept: dict = {}
+    (root / "again").mkdir()
+    run_dir = audit.run_setting(spec, root / "again", records=kept)
+    assert sorted(kept) == sorted((t, m) for t in range(2) for m in spec.methods)
+    reads = []
+    real = store.load_records
+    monkeypatch.setattr(store, "load_records", lambda *a, **k: reads.append(a) or real(*a, **k))
+    from_memory = audit.measure(run_dir, records=kept)
+    assert not reads  # nothing read back
+    pd.testing.assert_frame_equal(from_memory.sort_index(axis=1), from_disk.sort_index(axis=1))
+
+
 def test_the_audit_folder_is_a_cache_a_saved_run_and_grows_with_more_seeds(small_audit, monkeypatch):
     root, result = small_audit
     run_dir = result.run_dir

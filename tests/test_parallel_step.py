@@ -90,3 +90,23 @@ def test_an_interrupted_parallel_step_stops_every_thread_and_the_next_completes_
     assert s.step() == []
     assert s.stage == 1 and s.aligned
     assert picks(s) == reference
+
+
+def test_a_seeded_block_draws_what_manual_seed_gives_and_queues_no_accelerator_seeding():
+    """``rng.seeded`` seeds only the generators its device uses: the same draws as ``torch.manual_seed``, without
+    the lazy accelerator seedings torch.manual_seed queues (each with its call stack) on a machine whose CUDA
+    is not initialised: a list that grew with every model built, for the life of the server."""
+    import torch
+
+    queued = len(getattr(torch.cuda, "_queued_calls", []))
+    with rng.seeded(7, 1, "task-model"):
+        drawn = torch.randn(5)
+    for _ in range(50):
+        with rng.seeded(7, 1, "task-model"):
+            pass
+    if not torch.cuda.is_initialized():
+        assert len(getattr(torch.cuda, "_queued_calls", [])) == queued
+    state = torch.get_rng_state()
+    torch.manual_seed(rng.derive_seed(7, 1, "task-model"))
+    assert torch.equal(drawn, torch.randn(5))
+    torch.set_rng_state(state)
