@@ -229,11 +229,14 @@ IMAGE_DEFAULT_DATASET = "digits"
 # VAAL's reference VAE 128). A Step with VAAL and TA-VAAL on MNIST-5k spends most of its time training
 # their VAEs; half the width costs about half (bench/bench_browser.py --page explorer). A visible setting.
 DEMO_VAE_WIDTH = 16
-# ... and its VAE epochs: 5 (the core's small-image default is 10, the papers' 100). With the methods of a Step
-# running on both cores, VAAL and TA-VAAL set its length, and their VAE epochs most of theirs: on MNIST-5k
-# with the four default methods a Step took 13 s at 10 epochs, 9 s at 5 (load ~3; bench/bench_browser.py).
-# A visible setting: a teacher with time to spare raises it.
-DEMO_VAE_EPOCHS = 5
+# Where the core's defaults make a Step too slow for a class, the explorer's demo sizing per dataset (visible in
+# the sidebar; a teacher with time to spare raises them). MNIST-5k with the four default methods, both cores
+# (bench/bench_browser.py --page explorer --dataset mnist5k): VAAL and TA-VAAL set a Step's length, their VAE
+# epochs and every method's task epochs most of it. Task epochs 20 instead of 30 left the accuracy as it was
+# (random, seed 0: 0.799 / 0.873 / 0.906 at 100 / 200 / 300 labels against 0.811 / 0.872 / 0.905) for two
+# thirds of the training; VAE epochs 5 instead of the core's 10 halve the VAE's share. On digits (1-s Steps)
+# 20 epochs cost 1-3 points, so it keeps the core's values.
+DEMO_SIZING = {"mnist5k": dict(task_epochs=20, vae_epochs=5)}
 
 
 def image_defaults(name: str) -> dict:
@@ -242,10 +245,10 @@ def image_defaults(name: str) -> dict:
     defaults = DATASET_DEFAULTS.get(name, DATASET_DEFAULTS["digits"])
     out = {"img_dataset": name, "img_methods": DEFAULT_METHODS, "img_imbalance": 1.0,
            f"img_model_{name}": defaults["model"], f"img_initial_{name}": defaults["initial_size"],
-           f"img_budget_{name}": defaults["budget"], f"img_epochs_{name}": min(defaults["task_epochs"], 30),
+           f"img_budget_{name}": defaults["budget"],
+           f"img_epochs_{name}": DEMO_SIZING.get(name, {}).get("task_epochs", min(defaults["task_epochs"], 30)),
            f"img_epochs_inc_{name}": 0,
-           f"img_vae_epochs_{name}": min(defaults["vae_epochs"], DEMO_VAE_EPOCHS) if defaults["model"] == "cnn"
-           else defaults["vae_epochs"],
+           f"img_vae_epochs_{name}": DEMO_SIZING.get(name, {}).get("vae_epochs", defaults["vae_epochs"]),
            f"img_vae_width_{name}": DEMO_VAE_WIDTH if defaults["model"] == "cnn" else 32, "img_seed": 0,
            "img_random_init": False}
     for opt, default in dataset_info(name)["options"].items():

@@ -88,7 +88,7 @@ class StepProgress:
             if now - self.started < self.show_after:
                 return
             self._show()
-        if now - self._last < 0.1 and fraction < 1.0:  # at most ~10 updates a second
+        if now - self._last < 0.5 and fraction < 1.0:  # at most 2 updates a second
             return
         self._last = now
         self.bar.progress(self._value, text=f"{method_label(method)} · {phase} · {message}")
