@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tavaal_core import TavaalError, get_strategy
+from tavaal_core import TavaalError
 from tavaal_core.estimate import estimate_step, format_duration
 
 from .session import step_workers
