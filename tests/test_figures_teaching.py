@@ -40,8 +40,10 @@ def test_gallery_tiles_are_clickable_and_captioned():
     labels = np.arange(30) % 3
     fig = figures.image_gallery(images, [7, 3, 12], labels, ["a", "b", "c"], [0.9, 0.5, 0.1], cols=2, method="vaal")
     mosaic, picks, captions = fig.data
-    assert mosaic.type == "image" and np.asarray(mosaic.z).shape[:2] == (2 * (8 + 6 + 2), 2 * (8 + 2))
-    assert np.asarray(mosaic.z)[:8, :8].min() == 255  # tile 1 is image 7
+    pixels = figures.image_from_data_uri(mosaic.source)  # a PNG, not a JSON pixel array
+    assert mosaic.type == "image" and mosaic.z is None and pixels.shape == (2 * (8 + 6 + 2), 2 * (8 + 2), 3)
+    assert pixels[:8, :8].min() == 255  # tile 1 is image 7
+    assert pixels[:8, 10:18].max() == 0  # tile 2 is image 3 (black)
     assert picks.meta == {"role": "picks", "method": "vaal"}
     assert [int(c[0]) for c in picks.customdata] == [7, 3, 12]
     assert list(captions.text) == ["b · 0.9", "a · 0.5", "a · 0.1"]
