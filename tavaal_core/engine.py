@@ -277,7 +277,7 @@ class ActiveLearner:
         extras.update({k: np.asarray(v) for k, v in selection.diagnostics.items() if k in _RECORD_FIELDS})
         if cand_preds.predicted_loss is not None:
             extras["candidate_predicted_loss"] = cand_preds.predicted_loss
-            extras["candidate_rank"] = 1.0 / (1.0 + np.exp(-cand_preds.predicted_loss))
+            extras["candidate_rank"] = rank_of(cand_preds.predicted_loss)
         if vaal_models is not None:
             extras["candidate_likelihood"] = ctx.discriminator_likelihood()
             extras["labeled_likelihood"] = self.discriminator_likelihood(
@@ -537,6 +537,14 @@ def _shared_once(shared: dict, key: tuple, stage: int, train: Callable[[], "Trai
         with _SHARED_LOCK:
             _SHARED_PENDING.pop(pending_key, None)
         pending.set()
+
+
+def rank_of(predicted_loss: np.ndarray) -> np.ndarray:
+    """TA-VAAL's ``r = sigmoid(l_hat)`` for a record. A Ranker whose output drifted far below zero (its bias
+    gets no gradient from a pair loss) overflows ``exp(-l_hat)``: the limit, 0, is the right value, so the
+    overflow is not worth a warning in the server's log at every stage."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-np.asarray(predicted_loss)))
 
 
 class _StageContext:

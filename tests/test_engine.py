@@ -94,3 +94,15 @@ def test_imbalanced_digits_counts_reach_the_pool():
     learner = ActiveLearner(fast("digits", "random", imbalance_ratio=10)).start()
     counts = learner.pool_class_counts
     assert (counts[:5] < counts[5:].min()).all()
+
+
+def test_the_recorded_rank_is_the_sigmoid_and_a_drifted_ranker_warns_nothing():
+    import warnings
+
+    from tavaal_core.engine import rank_of
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the overflow of exp(1000) used to warn at every stage
+        r = rank_of(np.array([-1000.0, 0.0, 2.0, 1000.0], np.float32))
+    assert r[0] == 0.0 and r[1] == 0.5 and r[3] == 1.0
+    assert r[2] == pytest.approx(1 / (1 + np.exp(-2.0)))
