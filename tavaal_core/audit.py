@@ -379,10 +379,12 @@ def measure(run_dir, spec: ExperimentSpec | None = None, methods=None, seeds: in
     for trial in range(seeds):
         trial_facts = None
         for method in methods:
-            in_memory = (records or {}).get((trial, method))
-            finished = min(store.finished_stages(run_dir, method, trial), spec.stages)
-            unit = list(in_memory[:finished]) if in_memory is not None and len(in_memory) >= finished \
-                else store.load_records(run_dir, method, trial, spec.stages)
+            unit = (records or {}).get((trial, method))
+            if unit is not None:
+                finished = min(store.finished_stages(run_dir, method, trial), spec.stages)
+                unit = list(unit[:finished]) if len(unit) >= finished else None
+            if unit is None:
+                unit = store.load_records(run_dir, method, trial, spec.stages)
             if unit and trial_facts is None:
                 trial_facts = facts.for_trial(trial)
             for record in unit:

@@ -83,13 +83,11 @@ class StackedAdam:
         self.exp_avg = [torch.zeros_like(p) for p in params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
         self.state_steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in params]
-        self.steps = 0
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor], lr: float | None = None) -> None:
         lr = self.lr if lr is None else lr
         beta1, beta2 = self.betas
-        self.steps += 1
         torch._foreach_add_(self.state_steps, 1)
         # contiguous: the fused kernel reads a gradient's memory flat, and the gradient of a weight used
         # transposed in baddbmm is a strided view (its update would go to the wrong elements)

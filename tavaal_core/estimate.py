@@ -61,6 +61,7 @@ class Estimate:
     precision: str
     phases: dict = field(default_factory=dict)  # phase -> seconds
     probe_seconds: float = 0.0  # time spent measuring now (0 when the cached probe was used)
+    per_method: dict = field(default_factory=dict)  # method -> {phase -> seconds}
 
     def describe(self) -> str:
         parts = ", ".join(f"{k} {format_duration(v)}" for k, v in self.phases.items() if v >= 0.5)
@@ -233,24 +234,29 @@ def estimate_step(config: ExperimentConfig, methods, stage: int, shared_task: bo
     from .strategies import get_strategy
 
     cfg = config.resolve()
-    per_method, seen, phases, first = [], set(), {}, None
+    methods = list(methods)
+    if not methods:
+        raise ValueError("no methods to estimate")
+    est = estimate_config(cfg, methods, stages=[stage])
+    seen, per_method = set(), []
     for m in methods:
-        est = estimate_config(cfg, [m], stages=[stage])
-        first = first or est
-        seconds = est.seconds
+        phases = est.per_method[m]
         need = get_strategy(m).needs
         group = (need.head, need.head_extra, cfg.dropout_for(m))
         if shared_task and group in seen:
-            seconds -= est.phases.get(PHASE_TASK, 0.0)
-            est.phases[PHASE_TASK] = 0.0
+            phases[PHASE_TASK] = 0.0
         seen.add(group)
-        per_method.append(seconds)
-        for k, v in est.phases.items():
-            phases[k] = phases.get(k, 0.0) + v
-    if first is None:
-        raise ValueError("no methods to estimate")
-    probe_seconds = first.probe_seconds
-    return Estimate(makespan(per_method, workers), first.device, first.precision, phases, probe_seconds)
+        per_method.append(sum(phases.values()))
+    est.phases = _phase_totals(est.per_method)
+    est.seconds = makespan(per_method, workers)
+    return est
+
+
+_PHASES = (PHASE_TASK, PHASE_VAE, PHASE_INFERENCE, PHASE_UNSUP_VAE)
+
+
+def _phase_totals(per_method: dict) -> dict:
+    return {k: sum(ph[k] for ph in per_method.values()) for k in _PHASES}
 
 
 def estimate_spec(spec, trials: int | None = None, methods=None) -> Estimate:
@@ -276,8 +282,9 @@ def estimate_config(config: ExperimentConfig, methods, trials: int = 1, stages=N
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device, cfg.model)
     stages = range(cfg.stages) if stages is None else stages
-    phases = {PHASE_TASK: 0.0, PHASE_VAE: 0.0, PHASE_INFERENCE: 0.0, PHASE_UNSUP_VAE: 0.0}
-    for need in needs:
+    per_method = {}
+    for method, need in zip(methods, needs):
+        phases = per_method.setdefault(method, dict.fromkeys(_PHASES, 0.0))
         if need.vae == "unsupervised":
             steps = cfg.unsupervised_vae_epochs * math.ceil(n_train / 128)
             phases[PHASE_UNSUP_VAE] += steps * rates.unsupervised_step + n_train * rates.infer_image
@@ -296,6 +303,7 @@ def estimate_config(config: ExperimentConfig, methods, trials: int = 1, stages=N
             if need.vae in ("adversarial", "rank_conditioned"):
                 steps = cfg.vae_epochs * math.ceil((labeled + candidates) / cfg.vae_batch_size)
                 phases[PHASE_VAE] += steps * rates.vae_step
-    phases = {k: v * trials for k, v in phases.items()}
-    return Estimate(sum(phases.values()), device.type, precision, phases, probe_seconds)
+    per_method = {m: {k: v * trials for k, v in ph.items()} for m, ph in per_method.items()}
+    phases = _phase_totals(per_method)
+    return Estimate(sum(phases.values()), device.type, precision, phases, probe_seconds, per_method)
 

@@ -391,16 +391,6 @@ def png_data_uri(rgb: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def image_from_data_uri(uri: str) -> np.ndarray:
-    """The (H, W, 3) uint8 pixels of a PNG data URI (what :func:`png_data_uri` wrote)."""
-    import base64
-    import io
-
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
-
-
 def image_gallery(images, indices, labels, class_names=None, scores=None, cols: int = 10, method: str = "",
                   title: str | None = None, gap: int = 2, caption_px: int | None = None) -> go.Figure:
     """The images of ``indices`` (pick order) as one mosaic, each tile clickable (an invisible marker over

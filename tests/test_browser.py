@@ -4,6 +4,7 @@ counter moved, box-selects a batch for "Pick your own", opens every view page, a
 under test-artifacts/ (gitignored).
 
 Skipped when chromium or playwright is absent, unless CI=true (then it fails: CI must run it)."""
+import contextlib
 import os
 import shutil
 import subprocess
@@ -80,6 +81,19 @@ def page(chromium, app_url):
         pg.goto(app_url, wait_until="domcontentloaded")
         yield pg
         browser.close()
+
+
+@contextlib.contextmanager
+def new_window(page, timeout_ms: int):
+    """A page in a browser context of its own (no cookies or session shared with ``page``): a link pasted in a
+    new window."""
+    other = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        pg = other.new_page()
+        pg.set_default_timeout(timeout_ms)
+        yield pg
+    finally:
+        other.close()
 
 
 def settle(pg) -> None:
@@ -233,10 +247,7 @@ def test_a_copied_link_reopens_the_same_state_in_a_new_browser(page):
     assert link == button.get_attribute("data-link") and "stepped=2" in link and "stage=1" in link, link
     before = {"counter": counter(pg), "picks": pg.evaluate(PICKS_JS),
               "methods": pg.locator('[data-testid="stMultiSelect"]').first.inner_text()}
-    other = pg.context.browser.new_context(viewport={"width": 1400, "height": 1000})
-    try:
-        fresh = other.new_page()
-        fresh.set_default_timeout(180_000)
+    with new_window(pg, 180_000) as fresh:
         fresh.goto(link, wait_until="domcontentloaded")
         fresh.wait_for_function(f"() => ({COUNTER_JS})() === '{before['counter']}'")
         settle(fresh)
@@ -247,32 +258,22 @@ def test_a_copied_link_reopens_the_same_state_in_a_new_browser(page):
         assert fresh.locator(".st-key-why_panel").count() == 1  # the explained sample came along
         assert not errors_on(fresh)
         fresh.screenshot(path=str(ARTIFACTS / "moons-5-from-link.png"), full_page=True)
-    finally:
-        other.close()
 
 
 def test_a_page_opened_by_its_address_has_the_apps_navigation(page, app_url):
-    other = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
-    try:
-        pg = other.new_page()
-        pg.set_default_timeout(120_000)
+    with new_window(page, 120_000) as pg:
         pg.goto(app_url + "explorer", wait_until="domcontentloaded")
         settle(pg)
         nav = pg.locator('[data-testid="stSidebarNav"]').inner_text()
         assert "Stage explorer" in nav and "Guided lesson" in nav and "class balance" not in nav, nav
         assert pg.locator("h1").first.inner_text() == "Stage explorer"
         assert pg.get_by_text("Deploy", exact=True).count() == 0  # toolbarMode: viewer
-    finally:
-        other.close()
 
 
 def test_walk_the_lesson_with_next_in_presenter_mode(page, app_url):
     from explorer_ui.lesson import STEPS
 
-    other = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
-    try:
-        pg = other.new_page()
-        pg.set_default_timeout(180_000)
+    with new_window(page, 180_000) as pg:
         pg.goto(app_url + "lesson?present=1", wait_until="domcontentloaded")
         settle(pg)
         assert pg.locator('[data-testid="stExpandSidebarButton"]').is_visible()  # presenter: sidebar collapsed
@@ -287,8 +288,6 @@ def test_walk_the_lesson_with_next_in_presenter_mode(page, app_url):
                 pg.wait_for_function(f"() => location.search.includes('step={i + 2}')")
                 settle(pg)
         assert pg.get_by_role("button", name="Next").is_disabled()
-    finally:
-        other.close()
 
 
 # Last: it opens /claims by its address, a new Streamlit session, so the stepped two-moons session the

@@ -34,13 +34,24 @@ def test_presentation_scales_fonts_markers_and_lines_without_touching_the_origin
     assert fig.data[0].marker.size == sizes[0]  # a copy
 
 
+def png_pixels(uri: str) -> np.ndarray:
+    """The (H, W, 3) pixels of a ``data:image/png;base64,...`` URI."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    assert uri.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
+
+
 def test_gallery_tiles_are_clickable_and_captioned():
     images = np.zeros((30, 1, 8, 8), np.uint8)
     images[7] = 255
     labels = np.arange(30) % 3
     fig = figures.image_gallery(images, [7, 3, 12], labels, ["a", "b", "c"], [0.9, 0.5, 0.1], cols=2, method="vaal")
     mosaic, picks, captions = fig.data
-    pixels = figures.image_from_data_uri(mosaic.source)  # a PNG, not a JSON pixel array
+    pixels = png_pixels(mosaic.source)  # a PNG, not a JSON pixel array
     assert mosaic.type == "image" and mosaic.z is None and pixels.shape == (2 * (8 + 6 + 2), 2 * (8 + 2), 3)
     assert pixels[:8, :8].min() == 255  # tile 1 is image 7
     assert pixels[:8, 10:18].max() == 0  # tile 2 is image 3 (black)
