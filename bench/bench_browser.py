@@ -16,6 +16,7 @@ With ``--url`` it measures an app already running there (first paint is then not
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import socket
@@ -138,8 +139,9 @@ ESTIMATE_JS = """() => { const c = [...document.querySelectorAll('[data-testid="
   .map(e => e.innerText).find(t => t.includes('Next Step')); return c || null; }"""
 
 
-def measure_explorer(url: str, dataset: str, steps: int, shots: Path | None = None) -> dict:
-    """The Stage explorer on ``dataset`` with its default methods: the announced cost, then timed Steps."""
+@contextlib.contextmanager
+def browser_page():
+    """(browser, page): Debian's chromium through Playwright (never a downloaded browser), closed after."""
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium")
@@ -147,7 +149,15 @@ def measure_explorer(url: str, dataset: str, steps: int, shots: Path | None = No
         raise SystemExit("chromium is not installed (apt-get install chromium); no browser download is attempted")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            yield browser, browser.new_page(viewport={"width": 1400, "height": 1000})
+        finally:
+            browser.close()
+
+
+def measure_explorer(url: str, dataset: str, steps: int, shots: Path | None = None) -> dict:
+    """The Stage explorer on ``dataset`` with its default methods: the announced cost, then timed Steps."""
+    with browser_page() as (browser, page):
         t0 = time.perf_counter()
         page.goto(url.rstrip("/") + f"/explorer?dataset={dataset}", wait_until="domcontentloaded")
         page.wait_for_function(f"() => ({COUNTER_JS})() !== null", timeout=300_000)
@@ -160,21 +170,13 @@ def measure_explorer(url: str, dataset: str, steps: int, shots: Path | None = No
         if shots is not None:
             shots.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shots / f"bench-explorer-{dataset}.png"), full_page=True)
-        browser.close()
     return {"opened_s": opened, "estimates": estimates, "steps_s": [t for _, t, _ in results],
             "moved_s": [m for m, _, _ in results], "steps_cpu_s": [c for _, _, c in results],
             "server_cpu_s": list(SERVER_CPU)}
 
 
 def measure(url: str, steps: int, shots: Path | None = None) -> dict:
-    from playwright.sync_api import sync_playwright
-
-    chromium = shutil.which("chromium")
-    if not chromium:
-        raise SystemExit("chromium is not installed (apt-get install chromium); no browser download is attempted")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with browser_page() as (browser, page):
         cpu0 = tree_cpu_seconds()
         t0 = time.perf_counter()
         page.goto(url, wait_until="domcontentloaded")
@@ -198,7 +200,6 @@ def measure(url: str, steps: int, shots: Path | None = None) -> dict:
         other.goto(url, wait_until="domcontentloaded")
         other.wait_for_selector(CHART, state="visible", timeout=120_000)
         warm_paint = time.perf_counter() - t0
-        browser.close()
     return {"first_paint_s": first_paint, "first_paint_cpu_s": first_paint_cpu, "first_idle_s": idle,
             "warm_paint_s": warm_paint,
             "steps_s": times, "moved_s": moved, "steps_cpu_s": cpus}
