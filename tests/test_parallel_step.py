@@ -31,13 +31,22 @@ def picks(s: LiveSession) -> dict:
 
 
 def test_a_parallel_step_picks_exactly_what_a_sequential_step_picks(monkeypatch):
+    threads = []
+    real_step = engine_module.ActiveLearner.step
+
+    def recording(self, *args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(engine_module.ActiveLearner, "step", recording)
     parallel = picks(stepped(4, monkeypatch))
+    assert len(set(threads)) >= 2  # the learners did step in several threads
     sequential = picks(stepped(1, monkeypatch))
     assert parallel == sequential
     assert all(len(v) == 2 for v in parallel.values())
 
 
-def test_long_trainings_draw_nothing_from_the_global_rng(monkeypatch):
+def test_long_trainings_seed_the_global_rng_only_to_build_models(monkeypatch):
     """Only model construction (short) may seed torch's global RNG under its lock; a VAE or a task learner
     without dropout trains on its own generators, so two of them can run at once."""
     used = []
