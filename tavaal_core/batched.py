@@ -307,12 +307,12 @@ def train_vaal_models(learners: list[ActiveLearner], trained: list[TrainedTask],
             return None
         vaes.append(vae.to(device).train())
         discs.append(disc.to(device).train())
-        x_l, x_u = ds.x_train[learner._t(labeled)], ds.x_train[learner._t(candidates)]
         n_l, n_u = len(labeled), len(candidates)
-        x_alls.append(ds.normalize(torch.cat([x_l, x_u])))
-        if own_rank:
-            r_l = torch.as_tensor(learner._predict(task, x_l).predicted_loss, device=device)
-            r_u = torch.as_tensor(learner._predict(task, x_u).predicted_loss, device=device)
+        x_alls.append(ds.normalize(torch.cat([learner.inputs(labeled), learner.inputs(candidates)])))
+        if own_rank:  # the learner's own per-stage predictions: its stage reuses them for its scores
+            r_l = torch.as_tensor(learner.pool_predictions(task, "labeled", labeled).predicted_loss, device=device)
+            r_u = torch.as_tensor(learner.pool_predictions(task, "candidates", candidates).predicted_loss,
+                                  device=device)
             mode = st_i.discriminator_rank_input
             rl = vaal_training.rank_inputs(r_l, n_l, mode, device=device)
             ru = vaal_training.rank_inputs(r_u, n_u, mode, device=device)
