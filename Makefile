@@ -43,6 +43,7 @@ test: venv chromium
 bench: venv chromium
 	$(VENV)/bin/python bench/bench_stages.py
 	$(VENV)/bin/python bench/bench_learner.py
+	$(VENV)/bin/python bench/bench_step.py
 	$(VENV)/bin/python bench/bench_paper.py --quick
 	$(VENV)/bin/python bench/bench_browser.py
 
