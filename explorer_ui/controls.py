@@ -234,8 +234,8 @@ DEMO_VAE_WIDTH = 16
 # (bench/bench_browser.py --page explorer --dataset mnist5k): VAAL and TA-VAAL set a Step's length, their VAE
 # epochs and every method's task epochs most of it. Task epochs 20 instead of 30 left the accuracy as it was
 # (random, seed 0: 0.799 / 0.873 / 0.906 at 100 / 200 / 300 labels against 0.811 / 0.872 / 0.905) for two
-# thirds of the training; VAE epochs 5 instead of the core's 10 halve the VAE's share. On digits (1-s Steps)
-# 20 epochs cost 1-3 points, so it keeps the core's values.
+# thirds of the training; VAE epochs 5 instead of the core's 10 halve the VAE's share. On digits (Steps of
+# 2.5-4 s) 20 epochs cost 1-3 points (python bench/bench_step.py --dataset digits), so it keeps the core's values.
 DEMO_SIZING = {"mnist5k": dict(task_epochs=20, vae_epochs=5)}
 
 
